@@ -73,7 +73,7 @@ public sealed class SegmentationDataView : IDataView
         var active = new bool[Schema.Count];
         foreach (var column in columnsNeeded)
         {
-            if (column.Index < 0 || column.Index >= active.Length || !ReferenceEquals(Schema[column.Index].Type, column.Type))
+            if (column.Index < 0 || column.Index >= active.Length || Schema[column.Index].Name != column.Name || !Schema[column.Index].Type.Equals(column.Type))
                 throw new ArgumentException($"Column '{column.Name}' is not a column of this view.", nameof(columnsNeeded));
             active[column.Index] = true;
         }

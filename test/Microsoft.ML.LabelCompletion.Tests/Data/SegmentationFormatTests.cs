@@ -163,7 +163,7 @@ public sealed class SegmentationFormatTests
     public void ImagesOfEveryKindAreReadAsRgb()
     {
         using var tmp = new TempFolder();
-        // Grayscale is replicated, RGBA loses alpha (colour kept: no premultiplication), 16-bit RGB keeps the high byte.
+        // Grayscale is replicated; RGBA loses alpha and keeps its colour (no premultiplication).
         var gray = new byte[] { 0, 50, 100, 200, 255, 7 };
         string g = tmp.File("g.png");
         DataTestFiles.WritePng(g, 3, 2, PngColorType.Grayscale, 8, gray);
