@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using Microsoft.ML.LabelCompletion.Data;
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Microsoft.ML.LabelCompletion.Model;
 
@@ -33,55 +35,254 @@ public sealed record TrainingProgress(int Epoch, int Epochs, int Step, int? Step
 /// The trained L-MAE and everything needed to use it: training, batched completion with sliding windows, and
 /// (de)serialisation of the weights. This is the boundary between the TorchSharp model and the ML.NET layer.
 /// </summary>
-internal sealed partial class LabelCompletionEngine : IDisposable
+internal sealed class LabelCompletionEngine : IDisposable
 {
-    private LabelCompletionEngine(LmaeConfig config, torch.Device device)
+    private readonly LabelMaskAutoEncoder _model;
+
+    private LabelCompletionEngine(LmaeConfig config, Device device, LabelMaskAutoEncoder model)
     {
         Config = config;
         Device = device;
+        _model = model;
     }
 
     /// <summary>The resolved network configuration.</summary>
     public LmaeConfig Config { get; }
 
     /// <summary>The device the network runs on.</summary>
-    public torch.Device Device { get; }
+    public Device Device { get; }
+
+    /// <summary>The network (for inspection: parameter counts, tests).</summary>
+    public LabelMaskAutoEncoder Network => _model;
+
+    /// <summary>Number of validated training examples used by the last <see cref="Train"/> (for reports).</summary>
+    public int TrainingExampleCount { get; private set; }
+
+    /// <summary>Seconds the last training waited on data preparation.</summary>
+    public double DataWaitSeconds { get; private set; }
+
+    /// <summary>Seconds the last training spent in optimisation steps.</summary>
+    public double StepSeconds { get; private set; }
+
+    /// <summary>Creates an untrained network (seeded) on <paramref name="device"/>.</summary>
+    public static LabelCompletionEngine Create(LmaeConfig config, int seed, Device device)
+    {
+        random.manual_seed(seed);
+        var model = new LabelMaskAutoEncoder(config);
+        model.to(device);
+        return new LabelCompletionEngine(config, device, model);
+    }
 
     /// <summary>
-    /// Trains a new network. <paramref name="train"/> is enumerated once per epoch (lazily: it may stream from disk);
-    /// <paramref name="validation"/> likewise at each epoch end.
+    /// Trains a new network. <paramref name="train"/> is read once and kept decoded in memory for the epochs;
+    /// <paramref name="validation"/> likewise (a fixed centre crop per image, protocol masks with seed 0).
     /// </summary>
     public static LabelCompletionEngine Train(IEnumerable<SegmentationExample> train, IEnumerable<SegmentationExample>? validation,
-        LabelCompletionOptions options, int seed, torch.Device device, Action<TrainingProgress>? progress, CancellationToken cancellationToken)
-        => throw new NotImplementedException("contract placeholder, replaced by the model implementation");
+        LabelCompletionOptions options, int seed, Device device, Action<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(options);
+        var config = LmaeConfig.FromOptions(options);
+        if (options.NumberOfThreads is int threads) set_num_threads(threads);
+        var examples = ReadExamples(train, config, cancellationToken, "training");
+        if (examples.Count == 0) throw new InvalidOperationException("The training data has no rows.");
+        var validationExamples = validation is null ? null : ReadExamples(validation, config, cancellationToken, "validation");
+        var engine = Create(config, seed, device);
+        try
+        {
+            var trainer = new LmaeTrainer(engine._model, config, options, seed, device);
+            trainer.Run(examples, validationExamples, progress, cancellationToken);
+            engine.TrainingExampleCount = examples.Count;
+            engine.DataWaitSeconds = trainer.DataWaitSeconds;
+            engine.StepSeconds = trainer.StepSeconds;
+            return engine;
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>
     /// Completes a batch of images. <paramref name="patchMasks"/>[i] is the Mask Selector's choice for image i on the grid of
-    /// <see cref="LmaeConfig.PatchSize"/> (see <see cref="MaskSelector"/>). Runs under no_grad/eval; thread-safe.
+    /// <see cref="LmaeConfig.PatchSize"/> (see <see cref="MaskSelector"/>). Pixels that are unknown, and with
+    /// <paramref name="replaceKnownInMaskedPatches"/> every pixel of a masked patch, take the network's prediction; the rest
+    /// keep the input. Large images run as overlapping windows of the training size whose probabilities are averaged.
+    /// Runs under no_grad/eval; safe to call from several threads.
     /// </summary>
     public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks,
-        CancellationToken cancellationToken = default)
-        => throw new NotImplementedException("contract placeholder, replaced by the model implementation");
+        CancellationToken cancellationToken = default, bool replaceKnownInMaskedPatches = false, int windowsPerForward = 8)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(patchMasks);
+        if (batch.Count != patchMasks.Count) throw new ArgumentException("One patch mask per image is needed.", nameof(patchMasks));
+        int p = Config.PatchSize, c = Config.NumberOfClasses, t = Config.TrainingSize;
+        byte unknown = Config.UnknownLabel;
+
+        // 1. Pad every image to the patch grid, hide masked patches, compute the prior, cut windows.
+        var images = new PaddedImage[batch.Count];
+        var windows = new List<(int Image, int X, int Y, WindowSample Sample)>();
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var example = batch[i];
+            ValidateExample(example, Config);
+            var (rows, columns) = MaskSelector.Grid(example.Image.Width, example.Image.Height, p);
+            if (patchMasks[i].Length != rows * columns)
+                throw new ArgumentException($"{example.Source}: the patch mask has {patchMasks[i].Length} entries, the {columns}x{rows} patch grid needs {rows * columns}.");
+            int pw = columns * p, ph = rows * p;
+            var (image, label) = WindowBatch.Crop(example.Image, example.Label, 0, 0, pw, ph, unknown);
+            var input = MaskSelector.Apply(label, patchMasks[i], p, unknown);
+            byte[]? prior = Config.LabelPrior == LabelPriorMode.None ? null
+                : Evaluation.NearestKnownFill.Fill(replaceKnownInMaskedPatches ? input : label, unknown).Values;
+            images[i] = new PaddedImage(pw, ph, new float[c * pw * ph], new int[pw * ph]);
+            int ww = Math.Min(t, pw), wh = Math.Min(t, ph);
+            foreach (int y in WindowBatch.WindowStarts(ph, wh, Config.WindowOverlap, p))
+                foreach (int x in WindowBatch.WindowStarts(pw, ww, Config.WindowOverlap, p))
+                    windows.Add((i, x, y, CutWindow(image, input, prior, patchMasks[i], columns, x, y, ww, wh, example.Source)));
+        }
+
+        // 2. Run windows of equal size together; accumulate softmax probabilities per image.
+        using (no_grad())
+        {
+            _model.eval();
+            foreach (var group in windows.GroupBy(w => (w.Sample.Width, w.Sample.Height)))
+                foreach (var chunk in group.Chunk(Math.Max(1, windowsPerForward)))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    using var scope = NewDisposeScope();
+                    using var inputs = WindowBatch.ToInputs(chunk.Select(w => w.Sample).ToList(), Config, Device);
+                    var probabilities = nn.functional.softmax(_model.forward(inputs), 1).to(CPU).contiguous();
+                    var values = probabilities.data<float>().ToArray();
+                    for (int k = 0; k < chunk.Length; k++)
+                        Accumulate(images[chunk[k].Image], values, k, chunk[k].X, chunk[k].Y, chunk[k].Sample.Width, chunk[k].Sample.Height, c);
+                }
+        }
+
+        // 3. Decide per pixel.
+        var results = new CompletionResult[batch.Count];
+        for (int i = 0; i < batch.Count; i++)
+            results[i] = Decide(batch[i], images[i], patchMasks[i], replaceKnownInMaskedPatches);
+        return results;
+    }
 
     /// <summary>Writes the weights (TorchSharp state dict format) to <paramref name="writer"/>; the config is saved by the caller.</summary>
-    public void SaveWeights(BinaryWriter writer) => throw new NotImplementedException("contract placeholder");
+    public void SaveWeights(BinaryWriter writer) => _model.save(writer);
 
     /// <summary>Rebuilds a network of <paramref name="config"/> on <paramref name="device"/> and reads its weights.</summary>
-    public static LabelCompletionEngine Load(LmaeConfig config, BinaryReader reader, torch.Device device)
-        => throw new NotImplementedException("contract placeholder");
+    public static LabelCompletionEngine Load(LmaeConfig config, BinaryReader reader, Device device)
+    {
+        var model = new LabelMaskAutoEncoder(config);
+        try
+        {
+            model.load(reader, strict: true);
+            model.to(device);
+            model.eval();
+            return new LabelCompletionEngine(config, device, model);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>Releases the network's tensors.</summary>
-    public void Dispose() { }
-}
+    public void Dispose() => _model.Dispose();
 
-/// <summary>Resolved hyper-parameters of an L-MAE network (what must be saved with the weights to rebuild it).</summary>
-public sealed record LmaeConfig(
-    int NumberOfClasses, byte UnknownLabel, int PatchSize, int TrainingSize,
-    int EncoderDimension, int EncoderDepth, int EncoderHeads,
-    int DecoderDimension, int DecoderDepth, int DecoderHeads,
-    int MlpRatio, TransformerActivation Activation, bool UseImagePatchSupplement, LabelPriorMode LabelPrior,
-    float WindowOverlap)
-{
-    /// <summary>Resolves the preset and the explicit fields of <paramref name="options"/>.</summary>
-    public static LmaeConfig FromOptions(LabelCompletionOptions options) => throw new NotImplementedException("contract placeholder");
+    /// <summary>Throws when an example's label does not match its image or holds values that are neither class nor unknown.</summary>
+    internal static void ValidateExample(SegmentationExample example, LmaeConfig config)
+    {
+        example.Image.Validate(example.Source);
+        if (example.Label.Width != example.Image.Width || example.Label.Height != example.Image.Height)
+            throw new InvalidDataException($"{example.Source}: the label is {example.Label.Width}x{example.Label.Height} but the image is {example.Image.Width}x{example.Image.Height}.");
+        example.Label.Validate(config.NumberOfClasses, config.UnknownLabel, example.Source);
+    }
+
+    private static List<SegmentationExample> ReadExamples(IEnumerable<SegmentationExample> source, LmaeConfig config, CancellationToken token, string what)
+    {
+        var list = new List<SegmentationExample>();
+        foreach (var example in source)
+        {
+            token.ThrowIfCancellationRequested();
+            ValidateExample(example, config);
+            list.Add(example);
+        }
+        return list;
+    }
+
+    private static WindowSample CutWindow(RgbImage image, LabelMap input, byte[]? prior, bool[] patchMask, int columns,
+        int x0, int y0, int width, int height, string source)
+    {
+        int p = input.Width / columns;
+        var (rgb, label) = WindowBatch.Crop(image, input, x0, y0, width, height, 0);
+        byte[]? priorWindow = null;
+        if (prior is not null)
+        {
+            priorWindow = new byte[width * height];
+            for (int y = 0; y < height; y++) Array.Copy(prior, (y0 + y) * input.Width + x0, priorWindow, y * width, width);
+        }
+        int wc = width / p, wr = height / p;
+        var mask = new bool[wr * wc];
+        for (int r = 0; r < wr; r++)
+            for (int c = 0; c < wc; c++) mask[r * wc + c] = patchMask[(y0 / p + r) * columns + x0 / p + c];
+        return new WindowSample { Width = width, Height = height, Rgb = rgb.Pixels, InputLabel = label.Values, Prior = priorWindow, PatchMask = mask, Source = source };
+    }
+
+    private static void Accumulate(PaddedImage target, float[] probabilities, int k, int x0, int y0, int width, int height, int classes)
+    {
+        int hw = width * height;
+        for (int c = 0; c < classes; c++)
+        {
+            int src = (k * classes + c) * hw;
+            int dstPlane = c * target.Width * target.Height;
+            for (int y = 0; y < height; y++)
+            {
+                int d = dstPlane + (y0 + y) * target.Width + x0;
+                int s = src + y * width;
+                for (int x = 0; x < width; x++) target.Probabilities[d + x] += probabilities[s + x];
+            }
+        }
+        for (int y = 0; y < height; y++)
+        {
+            int d = (y0 + y) * target.Width + x0;
+            for (int x = 0; x < width; x++) target.Counts[d + x]++;
+        }
+    }
+
+    private CompletionResult Decide(SegmentationExample example, PaddedImage padded, bool[] patchMask, bool replaceKnown)
+    {
+        int w = example.Image.Width, h = example.Image.Height, c = Config.NumberOfClasses, plane = padded.Width * padded.Height;
+        byte unknown = Config.UnknownLabel;
+        var pixelMask = MaskSelector.ToPixelMask(patchMask, w, h, Config.PatchSize);
+        var values = new byte[w * h];
+        var confidence = new float[w * h];
+        var completionMask = new bool[w * h];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int i = y * w + x, j = y * padded.Width + x;
+                byte input = example.Label.Values[i];
+                bool predict = input == unknown || (replaceKnown && pixelMask[i]);
+                completionMask[i] = pixelMask[i] || input == unknown;
+                if (!predict)
+                {
+                    values[i] = input;
+                    confidence[i] = 1f;
+                    continue;
+                }
+                int best = 0;
+                float bestP = float.NegativeInfinity;
+                for (int k = 0; k < c; k++)
+                {
+                    float v = padded.Probabilities[k * plane + j];
+                    if (v > bestP) { bestP = v; best = k; }
+                }
+                values[i] = (byte)best;
+                confidence[i] = bestP / Math.Max(1, padded.Counts[j]);
+            }
+        return new CompletionResult(new LabelMap(w, h, values), confidence, completionMask);
+    }
+
+    private sealed record PaddedImage(int Width, int Height, float[] Probabilities, int[] Counts);
 }

@@ -1,0 +1,140 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.LabelCompletion;
+using Microsoft.ML.LabelCompletion.Evaluation;
+
+namespace Microsoft.ML;
+
+/// <summary>
+/// Label-completion operations on an <see cref="MLContext"/>, reached through
+/// <see cref="LabelCompletionMLContextExtensions.LabelCompletion(MLContext)"/>:
+/// <c>mlContext.LabelCompletion().Evaluate(...)</c>.
+/// </summary>
+public sealed class LabelCompletionCatalog
+{
+    internal LabelCompletionCatalog(MLContext context)
+    {
+        Context = context;
+    }
+
+    /// <summary>The context this catalog belongs to.</summary>
+    internal MLContext Context { get; }
+
+    /// <summary>
+    /// Evaluates completed labels against the ground truth (DESIGN.md §3): PA-mIoU over the pixels flagged in the
+    /// completion-mask column whose ground truth is known, global mIoU over every pixel whose ground truth is known,
+    /// pixel accuracy for both, per-class IoU and the confusion matrices, each accumulated over all rows.
+    /// </summary>
+    /// <param name="data">Rows with a ground-truth label column, a completed label column and a completion mask column.</param>
+    /// <param name="numberOfClasses">Number of real classes <c>C</c>; label values <c>0..C-1</c> are classes.</param>
+    /// <param name="labelColumnName">Ground-truth label: a vector of <see cref="byte"/>, one value per pixel (fixed or variable size).</param>
+    /// <param name="completedColumnName">Completed label: a vector of <see cref="byte"/> as long as the label in every row.</param>
+    /// <param name="completionMaskColumnName">Completion mask: a vector of <see cref="bool"/> as long as the label in every row,
+    /// <c>true</c> where the pixel was completed (the PA region).</param>
+    /// <param name="unknownLabel">The value that marks an unknown pixel; such ground-truth pixels never count.</param>
+    /// <param name="classNames">Optional class names for the metrics, one per class.</param>
+    /// <returns>The metrics of the whole data view.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A column is missing or is not of the required type.</exception>
+    /// <exception cref="InvalidOperationException">A row's vectors differ in length or hold a value that is neither a class nor unknown.</exception>
+    public LabelCompletionMetrics Evaluate(IDataView data, int numberOfClasses,
+        string labelColumnName = "Label", string completedColumnName = "CompletedLabel",
+        string completionMaskColumnName = "CompletionMask", byte unknownLabel = 255, IReadOnlyList<string>? classNames = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentException.ThrowIfNullOrWhiteSpace(labelColumnName);
+        ArgumentException.ThrowIfNullOrWhiteSpace(completedColumnName);
+        ArgumentException.ThrowIfNullOrWhiteSpace(completionMaskColumnName);
+        if (numberOfClasses < 1 || numberOfClasses > 255)
+            throw new ArgumentOutOfRangeException(nameof(numberOfClasses), numberOfClasses, "The number of classes must be between 1 and 255.");
+        if (unknownLabel < numberOfClasses)
+            throw new ArgumentOutOfRangeException(nameof(unknownLabel), unknownLabel, $"The unknown value must not be a class (0..{numberOfClasses - 1}).");
+        if (classNames is not null && classNames.Count != numberOfClasses)
+            throw new ArgumentException($"{classNames.Count} class names were given for {numberOfClasses} classes.", nameof(classNames));
+
+        var labelColumn = FindVectorColumn(data.Schema, labelColumnName, NumberDataViewType.Byte, "label", nameof(labelColumnName));
+        var completedColumn = FindVectorColumn(data.Schema, completedColumnName, NumberDataViewType.Byte, "completed label", nameof(completedColumnName));
+        var maskColumn = FindVectorColumn(data.Schema, completionMaskColumnName, BooleanDataViewType.Instance, "completion mask", nameof(completionMaskColumnName));
+
+        var predictArea = new SegmentationConfusionMatrix(numberOfClasses);
+        var global = new SegmentationConfusionMatrix(numberOfClasses);
+        byte[] truth = [], completed = [];
+        bool[] mask = [];
+        VBuffer<byte> truthBuffer = default, completedBuffer = default;
+        VBuffer<bool> maskBuffer = default;
+
+        using (var cursor = data.GetRowCursor(new[] { labelColumn, completedColumn, maskColumn }))
+        {
+            var getTruth = cursor.GetGetter<VBuffer<byte>>(labelColumn);
+            var getCompleted = cursor.GetGetter<VBuffer<byte>>(completedColumn);
+            var getMask = cursor.GetGetter<VBuffer<bool>>(maskColumn);
+            long row = 0;
+            while (cursor.MoveNext())
+            {
+                getTruth(ref truthBuffer);
+                getCompleted(ref completedBuffer);
+                getMask(ref maskBuffer);
+                int length = truthBuffer.Length;
+                if (completedBuffer.Length != length || maskBuffer.Length != length)
+                    throw new InvalidOperationException(
+                        $"Row {row}: column '{labelColumnName}' has {length} values, '{completedColumnName}' has {completedBuffer.Length} " +
+                        $"and '{completionMaskColumnName}' has {maskBuffer.Length}; all three must describe the same pixels.");
+                var truthValues = Dense(truthBuffer, ref truth);
+                var completedValues = Dense(completedBuffer, ref completed);
+                var maskValues = Dense(maskBuffer, ref mask);
+                try
+                {
+                    // A zero-length row has nothing to count; an empty span would mean "no mask" to the matrix.
+                    if (length > 0)
+                    {
+                        predictArea.Add(truthValues, completedValues, maskValues, unknownLabel);
+                        global.Add(truthValues, completedValues, ReadOnlySpan<bool>.Empty, unknownLabel);
+                    }
+                }
+                catch (ArgumentException e)
+                {
+                    string column = e.ParamName == "prediction" ? completedColumnName : labelColumnName;
+                    throw new InvalidOperationException($"Row {row}, column '{column}': {StripParameter(e)}", e);
+                }
+                row++;
+            }
+        }
+        return new LabelCompletionMetrics(predictArea, global, classNames);
+    }
+
+    private static DataViewSchema.Column FindVectorColumn(DataViewSchema schema, string name, DataViewType itemType, string role, string parameterName)
+    {
+        var column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException(parameterName, name, $"The {role} column '{name}' was not found in the data.");
+        if (column.Type is not VectorDataViewType vector || !vector.ItemType.Equals(itemType))
+            throw new ArgumentOutOfRangeException(parameterName, name,
+                $"The {role} column '{name}' must be a vector of {itemType.RawType.Name}, but it is {column.Type}.");
+        return column;
+    }
+
+    private static ReadOnlySpan<T> Dense<T>(in VBuffer<T> buffer, ref T[] scratch)
+    {
+        if (buffer.IsDense) return buffer.GetValues();
+        if (scratch.Length < buffer.Length) scratch = new T[buffer.Length];
+        var dense = scratch.AsSpan(0, buffer.Length);
+        buffer.CopyTo(dense);
+        return dense;
+    }
+
+    private static string StripParameter(ArgumentException e)
+    {
+        string message = e.Message;
+        int suffix = e.ParamName is null ? -1 : message.LastIndexOf(" (Parameter '", StringComparison.Ordinal);
+        return suffix >= 0 ? message[..suffix] : message;
+    }
+}
+
+/// <summary>Extension methods that attach <see cref="LabelCompletionCatalog"/> to <see cref="MLContext"/>.</summary>
+public static class LabelCompletionMLContextExtensions
+{
+    /// <summary>The label-completion catalog of <paramref name="mlContext"/>: evaluation of completed labels.</summary>
+    /// <param name="mlContext">The ML.NET context.</param>
+    public static LabelCompletionCatalog LabelCompletion(this MLContext mlContext)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        return new LabelCompletionCatalog(mlContext);
+    }
+}

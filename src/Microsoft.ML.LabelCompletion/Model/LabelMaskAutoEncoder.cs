@@ -1,0 +1,143 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.LabelCompletion.Model;
+
+/// <summary>
+/// One batch as the network reads it. All tensors share the device; <c>H</c>, <c>W</c> are multiples of the patch size.
+/// </summary>
+/// <param name="Labels">int64 <c>[B, H, W]</c>: the input label with masked patches hidden; -1 = unknown.</param>
+/// <param name="Rgb">float <c>[B, 3, H, W]</c>: the image, ImageNet-normalised.</param>
+/// <param name="Prior">int64 <c>[B, H, W]</c>: the NearestKnown fill of the input label (-1 where nothing is known), or null without a label prior.</param>
+/// <param name="VisibleIndex">int64 <c>[B, Nv]</c>: patch indices of the visible tokens (padding entries point at patch 0).</param>
+/// <param name="VisibleKeyMask">bool <c>[B, 1, 1, Nv]</c>: true for real visible tokens; null when no row is padded.</param>
+/// <param name="InsertIndex">int64 <c>[B, Nv]</c>: where each encoder output goes among the <c>L</c> decoder tokens (padding: <c>L</c>, dropped).</param>
+/// <param name="Rows">Patch rows <c>H/p</c>.</param>
+/// <param name="Columns">Patch columns <c>W/p</c>.</param>
+public sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tensor VisibleIndex, Tensor? VisibleKeyMask,
+    Tensor InsertIndex, int Rows, int Columns) : IDisposable
+{
+    /// <summary>Disposes every tensor of the batch.</summary>
+    public void Dispose()
+    {
+        Labels.Dispose(); Rgb.Dispose(); Prior?.Dispose(); VisibleIndex.Dispose(); VisibleKeyMask?.Dispose(); InsertIndex.Dispose();
+    }
+}
+
+/// <summary>
+/// The Label Mask AutoEncoder (paper Fig. 3): Stack Fusion → patch embedding and positions → Mask Selector's visible
+/// tokens → <see cref="LmaeEncoder"/> → <see cref="ImagePatchSupplement"/> at masked positions → <see cref="LmaeDecoder"/>
+/// → per-pixel class logits. With <see cref="LabelPriorMode.ImagePatchSupplementAndLogits"/> a learned multiple of the
+/// NearestKnown fill's one-hot is added to the logits (the network learns a correction to the fill).
+/// </summary>
+public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
+{
+    private readonly Linear _patchEmbed;
+    private readonly LmaeEncoder _encoder;
+    private readonly ImagePatchSupplement _supplement;
+    private readonly LmaeDecoder _decoder;
+    private readonly Parameter? _priorScale;
+    private readonly LmaeConfig _config;
+    private readonly Dictionary<(int Rows, int Columns, int Dim, string Device), Tensor> _positions = new();
+
+    /// <summary>Builds the network of <paramref name="config"/> with MAE's initialisation (Xavier-uniform linears, zero biases).</summary>
+    public LabelMaskAutoEncoder(LmaeConfig config) : base(nameof(LabelMaskAutoEncoder))
+    {
+        config.Validate();
+        _config = config;
+        _patchEmbed = nn.Linear(config.FusedChannels * config.PatchSize * config.PatchSize, config.EncoderDimension);
+        _encoder = new LmaeEncoder(config);
+        _supplement = new ImagePatchSupplement(config);
+        _decoder = new LmaeDecoder(config);
+        if (config.LabelPrior == LabelPriorMode.ImagePatchSupplementAndLogits)
+            _priorScale = nn.Parameter(tensor(3.0f));
+        RegisterComponents();
+        InitializeWeights();
+    }
+
+    /// <summary>The configuration the network was built from.</summary>
+    public LmaeConfig Config => _config;
+
+    /// <summary>Logits <c>[B, C, H, W]</c> for a batch.</summary>
+    public override Tensor forward(LmaeInputs inputs)
+    {
+        using var scope = NewDisposeScope();
+        var latent = ForwardEncoder(inputs);
+        return ForwardDecoder(latent, inputs).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Stack Fusion, patch embedding with positions, visible tokens only, the encoder: <c>[B, Nv, Dd]</c>.</summary>
+    public Tensor ForwardEncoder(LmaeInputs inputs)
+    {
+        using var scope = NewDisposeScope();
+        int de = _config.EncoderDimension;
+        var fusedPatches = Patches.Patchify(StackFusion.Fuse(inputs.Labels, inputs.Rgb, _config.NumberOfClasses), _config.PatchSize);
+        // Mask Selector: only the visible patches are embedded and encoded.
+        var index = inputs.VisibleIndex.unsqueeze(-1);
+        var visible = fusedPatches.gather(1, index.expand(-1, -1, fusedPatches.shape[2]));
+        var positions = Positions(inputs.Rows, inputs.Columns, de, inputs.Rgb.device).expand(visible.shape[0], -1, -1);
+        var tokens = _patchEmbed.forward(visible) + positions.gather(1, index.expand(-1, -1, de));
+        return _encoder.forward(tokens, inputs.VisibleKeyMask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Image Patch Supplement at every position, encoder outputs inserted at visible ones, the decoder, un-patchify, prior residual.</summary>
+    public Tensor ForwardDecoder(Tensor latent, LmaeInputs inputs)
+    {
+        using var scope = NewDisposeScope();
+        int dd = _config.DecoderDimension, p = _config.PatchSize;
+        long b = latent.shape[0], l = (long)inputs.Rows * inputs.Columns;
+        Tensor? priorOneHot = inputs.Prior is null ? null : StackFusion.OneHot(inputs.Prior, _config.NumberOfClasses);
+        var supplementInput = _config.LabelPrior != LabelPriorMode.None && _supplement.IsSupplement && priorOneHot is not null
+            ? cat([inputs.Rgb, priorOneHot], 1)
+            : inputs.Rgb;
+        var decoderTokens = cat([_supplement.forward(Patches.Patchify(supplementInput, p)), zeros(b, 1, dd, device: latent.device)], 1);
+        decoderTokens = decoderTokens.scatter(1, inputs.InsertIndex.unsqueeze(-1).expand(-1, -1, dd), latent).narrow(1, 0, l);
+        decoderTokens = decoderTokens + Positions(inputs.Rows, inputs.Columns, dd, device: latent.device);
+        var logits = Patches.Unpatchify(_decoder.forward(decoderTokens), p, inputs.Rows, inputs.Columns);
+        if (_priorScale is not null && priorOneHot is not null) logits = logits + _priorScale * priorOneHot;
+        return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Number of trainable parameters.</summary>
+    public long ParameterCount() => parameters().Sum(t => t.numel());
+
+    private Tensor Positions(int rows, int columns, int dim, Device device)
+    {
+        lock (_positions)
+        {
+            var key = (rows, columns, dim, device.ToString());
+            if (!_positions.TryGetValue(key, out var table))
+            {
+                table = PositionEmbedding.Create(dim, rows, columns, device);
+                table.DetachFromDisposeScope();
+                _positions[key] = table;
+            }
+            return table;
+        }
+    }
+
+    private void InitializeWeights()
+    {
+        using var guard = no_grad();
+        foreach (var (name, parameter) in named_parameters())
+        {
+            if (parameter.dim() == 2) nn.init.xavier_uniform_(parameter);
+            else if (name.EndsWith("bias", StringComparison.Ordinal)) parameter.zero_();
+        }
+        _supplement.InitializeMaskToken();
+    }
+
+    /// <inheritdoc />
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            lock (_positions)
+            {
+                foreach (var t in _positions.Values) t.Dispose();
+                _positions.Clear();
+            }
+        }
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,25 @@
+using Microsoft.ML.LabelCompletion.Data;
+using Microsoft.ML.LabelCompletion.Model;
+using Microsoft.ML.LabelCompletion.Synthetic;
+
+namespace Microsoft.ML.LabelCompletion.Tests.Model;
+
+internal static class ModelTestData
+{
+    public static LabelCompletionOptions TinyOptions(int classes = 6) => new()
+    {
+        NumberOfClasses = classes,
+        ModelSize = LabelCompletionModelSize.Tiny,
+        TrainingSize = 32,
+        BatchSize = 4,
+        Epochs = 1,
+        LearningRate = 1e-3,
+        NumberOfThreads = 2,
+        ClassWeighting = ClassWeighting.None,
+    };
+
+    public static List<SegmentationExample> Scenes(int count, int width, int height, int seed) =>
+        SyntheticScenes.Generate(count, width, height, seed)
+            .Select((s, i) => new SegmentationExample(s.Image, s.Label, $"scene {seed + i}"))
+            .ToList();
+}

@@ -1,0 +1,193 @@
+using Microsoft.ML.LabelCompletion.Data;
+using Microsoft.ML.LabelCompletion.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.LabelCompletion.Tests.Model;
+
+[TestClass]
+public sealed class ModelTests
+{
+    [TestMethod]
+    [DataRow(32, 32, 1)]
+    [DataRow(45, 27, 2)]   // not multiples of p = 8
+    [DataRow(70, 50, 3)]   // larger than the 32 training window: sliding windows
+    public void CompletionKeepsTheInputSizeAndFillsUnknownPixels(int width, int height, int batch)
+    {
+        var options = ModelTestData.TinyOptions();
+        using var engine = LabelCompletionEngine.Create(LmaeConfig.FromOptions(options), 1, CPU);
+        var examples = ModelTestData.Scenes(batch, width, height, 10)
+            .Select(e =>
+            {
+                var values = (byte[])e.Label.Values.Clone();
+                for (int i = 0; i < values.Length; i += 7) values[i] = 255;
+                return e with { Label = e.Label with { Values = values } };
+            }).ToList();
+        var masks = examples.Select(e => MaskSelector.Unknown(e.Label, 8, 255)).ToList();
+        var results = engine.Complete(examples, masks);
+        Assert.AreEqual(batch, results.Count);
+        for (int b = 0; b < batch; b++)
+        {
+            var r = results[b];
+            Assert.AreEqual(width, r.Completed.Width);
+            Assert.AreEqual(height, r.Completed.Height);
+            Assert.AreEqual(width * height, r.Confidence.Length);
+            Assert.AreEqual(width * height, r.CompletionMask.Length);
+            for (int i = 0; i < width * height; i++)
+            {
+                byte input = examples[b].Label.Values[i];
+                if (input == 255)
+                {
+                    Assert.IsTrue(r.Completed.Values[i] < 6, "unknown pixel not filled");
+                    Assert.IsTrue(r.CompletionMask[i]);
+                    Assert.IsTrue(r.Confidence[i] > 0 && r.Confidence[i] <= 1.0001f);
+                }
+                else
+                {
+                    Assert.AreEqual(input, r.Completed.Values[i], "known pixel changed");
+                }
+            }
+        }
+    }
+
+    [TestMethod]
+    [DataRow(1, 16, 24)]
+    [DataRow(3, 32, 40)]
+    public void ForwardGivesClassLogitsPerPixel(int batch, int height, int width)
+    {
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions());
+        using var model = new LabelMaskAutoEncoder(config);
+        var samples = Enumerable.Range(0, batch).Select(i => RandomSample(width, height, config, new Random(i), 0.5)).ToList();
+        using var inputs = WindowBatch.ToInputs(samples, config, CPU);
+        using var logits = model.forward(inputs);
+        CollectionAssert.AreEqual(new long[] { batch, 6, height, width }, logits.shape);
+    }
+
+    [TestMethod]
+    public void StackFusionHasZeroOneHotInMaskedPatchesAndExactOneHotElsewhere()
+    {
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions());
+        var sample = RandomSample(16, 16, config, new Random(5), 0.5);
+        using var inputs = WindowBatch.ToInputs([sample], config, CPU);
+        using var fused = StackFusion.Fuse(inputs.Labels, inputs.Rgb, 6);
+        CollectionAssert.AreEqual(new long[] { 1, 9, 16, 16 }, fused.shape);
+        var values = fused.data<float>().ToArray();
+        var pixelMask = MaskSelector.ToPixelMask(sample.PatchMask, 16, 16, 8);
+        Assert.IsTrue(sample.PatchMask.Any(m => m) && sample.PatchMask.Any(m => !m));
+        for (int i = 0; i < 256; i++)
+        {
+            byte label = sample.InputLabel[i];
+            for (int c = 0; c < 6; c++)
+            {
+                float expected = pixelMask[i] || label == 255 ? 0f : (label == c ? 1f : 0f);
+                Assert.AreEqual(expected, values[c * 256 + i], $"pixel {i} channel {c}");
+            }
+            Assert.AreEqual(StackFusion.Normalize(sample.Rgb[3 * i], 0), values[6 * 256 + i], 1e-6f);
+        }
+    }
+
+    [TestMethod]
+    public void PositionEmbeddingMatchesTheClosedForm()
+    {
+        // D = 8: quarter 2, omega = [1, 1/100]; channels 0-1 sin(row*w), 2-3 cos(row*w), 4-5 sin(col*w), 6-7 cos(col*w).
+        var table = PositionEmbedding.Table(8, 3, 5);
+        int At(int r, int c) => (r * 5 + c) * 8;
+        Assert.AreEqual(Math.Sin(2), table[At(2, 4) + 0], 1e-6);
+        Assert.AreEqual(Math.Sin(2 / 100.0), table[At(2, 4) + 1], 1e-6);
+        Assert.AreEqual(Math.Cos(2), table[At(2, 4) + 2], 1e-6);
+        Assert.AreEqual(Math.Sin(4), table[At(2, 4) + 4], 1e-6);
+        Assert.AreEqual(Math.Cos(4 / 100.0), table[At(2, 4) + 7], 1e-6);
+        Assert.AreEqual(1.0, table[At(0, 0) + 2], 1e-9);
+        // A different grid gives the same vector at the same (row, column).
+        var big = PositionEmbedding.Table(8, 7, 9);
+        for (int k = 0; k < 8; k++) Assert.AreEqual(table[At(2, 4) + k], big[(2 * 9 + 4) * 8 + k], 1e-7);
+    }
+
+    [TestMethod]
+    public void ImagePatchSupplementCarriesMaskedImageOnlyWhenOn()
+    {
+        var on = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { LabelPrior = LabelPriorMode.None };
+        var off = on with { UseImagePatchSupplement = false };
+        using var withIps = new LabelMaskAutoEncoder(on);
+        using var withoutIps = new LabelMaskAutoEncoder(off);
+        // IPS is Linear(3p² → Dd) + bias; the mask token is one Dd vector.
+        Assert.AreEqual(3 * 64 * 32 + 32 - 32, withIps.ParameterCount() - withoutIps.ParameterCount());
+
+        var sample = RandomSample(16, 16, on, new Random(9), 0.5);
+        int masked = Array.IndexOf(sample.PatchMask, true);
+        var changed = CloneWithChangedPatchImage(sample, masked, 8);
+        Assert.IsTrue(OutputDiffers(withIps, on, sample, changed), "with IPS the masked patch's image must reach the output");
+        Assert.IsFalse(OutputDiffers(withoutIps, off, sample, changed), "without IPS the masked patch's image is discarded");
+    }
+
+    [TestMethod]
+    public void LossIgnoresUnknownTruthAndWeighsClasses()
+    {
+        manual_seed(1);
+        using var logits = randn(1, 3, 2, 2);
+        using var targets = tensor(new long[] { 0, 2, -1, 1 }, [1, 2, 2]);
+        using var weights = tensor(new[] { 1f, 2f, 0.5f });
+        float loss = LmaeLoss.Compute(logits, targets, weights).item<float>();
+        // Changing logits at the unknown pixel changes nothing.
+        using var changed = logits.clone();
+        changed[0, TensorIndex.Colon, 1, 0] = tensor(new[] { 50f, -50f, 10f });
+        Assert.AreEqual(loss, LmaeLoss.Compute(changed, targets, weights).item<float>(), 1e-6f);
+        // Hand computation of eq. 11-12.
+        var l = logits.data<float>().ToArray();
+        double Nll(int pixel, int cls)
+        {
+            double max = Enumerable.Range(0, 3).Max(c => l[c * 4 + pixel]);
+            double lse = max + Math.Log(Enumerable.Range(0, 3).Sum(c => Math.Exp(l[c * 4 + pixel] - max)));
+            return lse - l[cls * 4 + pixel];
+        }
+        double expected = (1 * Nll(0, 0) + 0.5 * Nll(1, 2) + 2 * Nll(3, 1)) / (1 + 0.5 + 2);
+        Assert.AreEqual(expected, loss, 1e-5);
+        // Nothing counted → zero, not NaN.
+        using var none = full(new long[] { 1, 2, 2 }, -1L, ScalarType.Int64);
+        Assert.AreEqual(0f, LmaeLoss.Compute(logits, none, weights).item<float>());
+    }
+
+    [TestMethod]
+    public void Equation10WeightsMatchAHandComputation()
+    {
+        long[] counts = [600, 300, 100];
+        double[] x = [0.6, 0.3, 0.1];
+        double e = x.Average(), v = x.Select(t => (t - e) * (t - e)).Average();
+        var w = LmaeLoss.Equation10(counts);
+        for (int i = 0; i < 3; i++)
+            Assert.AreEqual(1 - 1 / (1 + Math.Exp(-(x[i] - e) / (v + 1e-6))), w[i], 1e-6);
+        Assert.IsTrue(w[0] < w[1] && w[1] < w[2], "rarer classes weigh more");
+        var m = LmaeLoss.MedianFrequency(counts);
+        Assert.AreEqual(0.5, m[0], 1e-6);
+        Assert.AreEqual(1.0, m[1], 1e-6);
+        Assert.AreEqual(3.0, m[2], 1e-6);
+    }
+
+    internal static WindowSample RandomSample(int width, int height, LmaeConfig config, Random random, double ratio)
+    {
+        var (image, label) = Synthetic.SyntheticScenes.Generate(width, height, random.Next());
+        var (rows, columns) = MaskSelector.Grid(width, height, config.PatchSize);
+        var mask = MaskSelector.RandomForTraining(rows * columns, ratio, random);
+        return WindowBatch.FromCrop(image, label, mask, config, LossRegion.MaskedPatches, "test");
+    }
+
+    private static WindowSample CloneWithChangedPatchImage(WindowSample s, int patch, int p)
+    {
+        var rgb = (byte[])s.Rgb.Clone();
+        int columns = s.Width / p, r0 = patch / columns * p, c0 = patch % columns * p;
+        for (int y = r0; y < r0 + p; y++)
+            for (int x = c0; x < c0 + p; x++)
+                for (int c = 0; c < 3; c++) rgb[(y * s.Width + x) * 3 + c] = (byte)(255 - rgb[(y * s.Width + x) * 3 + c]);
+        return new WindowSample { Width = s.Width, Height = s.Height, Rgb = rgb, InputLabel = s.InputLabel, Prior = s.Prior, PatchMask = s.PatchMask, Target = s.Target };
+    }
+
+    private static bool OutputDiffers(LabelMaskAutoEncoder model, LmaeConfig config, WindowSample a, WindowSample b)
+    {
+        using var scope = NewDisposeScope();
+        using var guard = no_grad();
+        model.eval();
+        using var ia = WindowBatch.ToInputs([a], config, CPU);
+        using var ib = WindowBatch.ToInputs([b], config, CPU);
+        return model.forward(ia).sub(model.forward(ib)).abs().max().item<float>() > 1e-6f;
+    }
+}

@@ -1,0 +1,115 @@
+using Microsoft.ML.LabelCompletion.Data;
+using Microsoft.ML.LabelCompletion.Evaluation;
+using Microsoft.ML.LabelCompletion.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.LabelCompletion.Tests.Model;
+
+[TestClass]
+public sealed class TrainingTests
+{
+    public TestContext TestContext { get; set; } = null!;
+
+    [TestMethod]
+    public void TinyModelBeatsNearestKnownFillOnMaskedPatches()
+    {
+        var options = ModelTestData.TinyOptions();
+        options.Epochs = 30;
+        options.BatchSize = 8;
+        options.LearningRate = 2e-3;
+        var train = ModelTestData.Scenes(64, 48, 48, 1000);
+        var test = ModelTestData.Scenes(16, 48, 48, 5000);
+        using var engine = LabelCompletionEngine.Train(train, null, options, 7, CPU, null, CancellationToken.None);
+
+        long counted = 0, modelRight = 0, fillRight = 0;
+        for (int i = 0; i < test.Count; i++)
+        {
+            var truth = test[i].Label;
+            var (rows, columns) = MaskSelector.Grid(truth.Width, truth.Height, 8);
+            var mask = MaskSelector.RandomForEvaluation(rows * columns, 0.5, 0, i);
+            var masked = MaskSelector.Apply(truth, mask, 8, 255);
+            var completed = engine.Complete([test[i] with { Label = masked }], [mask])[0].Completed;
+            var fill = NearestKnownFill.Fill(masked, 255);
+            var pixelMask = MaskSelector.ToPixelMask(mask, truth.Width, truth.Height, 8);
+            for (int p = 0; p < pixelMask.Length; p++)
+            {
+                if (!pixelMask[p]) continue;
+                counted++;
+                if (completed.Values[p] == truth.Values[p]) modelRight++;
+                if (fill.Values[p] == truth.Values[p]) fillRight++;
+            }
+        }
+        double modelAccuracy = 100.0 * modelRight / counted, fillAccuracy = 100.0 * fillRight / counted;
+        TestContext.WriteLine($"PA pixel accuracy: L-MAE Tiny {modelAccuracy:F2}, NearestKnown {fillAccuracy:F2} over {counted} pixels");
+        Console.WriteLine($"PA pixel accuracy: L-MAE Tiny {modelAccuracy:F2}, NearestKnown {fillAccuracy:F2} over {counted} pixels");
+        Assert.IsTrue(fillAccuracy > 50 && fillAccuracy < 97, $"the fill should be a real but beatable baseline ({fillAccuracy:F2})");
+        Assert.IsTrue(modelAccuracy > fillAccuracy + 3, $"L-MAE {modelAccuracy:F2} vs NearestKnown {fillAccuracy:F2}");
+    }
+
+    [TestMethod]
+    public void LiveTensorCountIsFlatOverFiftySteps()
+    {
+        var options = ModelTestData.TinyOptions();
+        options.Epochs = 13;           // 4 steps per epoch: 52 steps
+        options.ValidationSet = null;
+        var train = ModelTestData.Scenes(16, 32, 32, 77);
+        var live = new List<long>();
+        using var engine = LabelCompletionEngine.Train(train, ModelTestData.Scenes(4, 32, 32, 99), options, 3, CPU,
+            _ => live.Add(DisposeScopeManager.Statistics.TensorStatistics.ThreadTotalLiveCount), CancellationToken.None);
+        Assert.IsTrue(live.Count >= 50, $"{live.Count} progress reports");
+        // After the first steps (Adam creates its state), the count must not move.
+        long settled = live[8];
+        Assert.IsTrue(live.Skip(8).All(c => c == settled), "live tensors: " + string.Join(",", live));
+    }
+
+    [TestMethod]
+    public void SameSeedGivesIdenticalWeights()
+    {
+        var options = ModelTestData.TinyOptions();
+        options.Epochs = 2;
+        var train = ModelTestData.Scenes(12, 40, 36, 5);
+        byte[] Weights(int seed)
+        {
+            using var engine = LabelCompletionEngine.Train(train, null, options, seed, CPU, null, CancellationToken.None);
+            using var stream = new MemoryStream();
+            using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) engine.SaveWeights(writer);
+            return stream.ToArray();
+        }
+        var a = Weights(11);
+        CollectionAssert.AreEqual(a, Weights(11), "same seed, same options must give the same weights");
+        CollectionAssert.AreNotEqual(a, Weights(12), "another seed must give other weights");
+    }
+
+    [TestMethod]
+    public void SavedWeightsReloadToIdenticalCompletions()
+    {
+        var options = ModelTestData.TinyOptions();
+        var train = ModelTestData.Scenes(8, 32, 32, 21);
+        using var engine = LabelCompletionEngine.Train(train, null, options, 1, CPU, null, CancellationToken.None);
+        using var stream = new MemoryStream();
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true)) engine.SaveWeights(writer);
+        stream.Position = 0;
+        using var reader = new BinaryReader(stream);
+        using var loaded = LabelCompletionEngine.Load(engine.Config, reader, CPU);
+        var example = ModelTestData.Scenes(1, 50, 41, 400)[0];
+        var mask = MaskSelector.RandomForEvaluation(MaskSelector.Grid(50, 41, 8) is var g ? g.Rows * g.Columns : 0, 0.5, 0, 0);
+        var masked = example with { Label = MaskSelector.Apply(example.Label, mask, 8, 255) };
+        var a = engine.Complete([masked], [mask])[0];
+        var b = loaded.Complete([masked], [mask])[0];
+        CollectionAssert.AreEqual(a.Completed.Values, b.Completed.Values);
+        CollectionAssert.AreEqual(a.Confidence, b.Confidence);
+    }
+
+    [TestMethod]
+    public void CancellationStopsTraining()
+    {
+        var options = ModelTestData.TinyOptions();
+        options.Epochs = 100;
+        using var cts = new CancellationTokenSource();
+        int steps = 0;
+        Assert.ThrowsExactly<OperationCanceledException>(() => LabelCompletionEngine.Train(ModelTestData.Scenes(8, 32, 32, 1), null, options, 1, CPU,
+            p => { if (++steps == 3) cts.Cancel(); }, cts.Token));
+        Assert.AreEqual(3, steps, "training must stop before the step after the cancellation");
+    }
+}
