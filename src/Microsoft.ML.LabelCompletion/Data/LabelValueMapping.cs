@@ -11,6 +11,7 @@ public sealed class LabelValueMapping
     private readonly bool _unlistedAreUnknown;
     private readonly int[] _classToRaw;
     private readonly int _unknownRaw;
+    private short[]? _lookup8;
 
     private LabelValueMapping(int numberOfClasses, byte unknownLabel, IReadOnlyDictionary<int, byte>? rawToClass, bool unlistedAreUnknown)
     {
@@ -129,8 +130,10 @@ public sealed class LabelValueMapping
         return raw >= 0 ? raw : throw new InvalidOperationException($"No raw value reads as class {value}.");
     }
 
-    /// <summary>Lookup table for 8-bit raw values: class id, unknown, or -1 for invalid.</summary>
-    internal short[] Lookup8()
+    /// <summary>Lookup table for 8-bit raw values: class id, unknown, or -1 for invalid (built once; read-only).</summary>
+    internal short[] Lookup8() => _lookup8 ??= BuildLookup8();
+
+    private short[] BuildLookup8()
     {
         var table = new short[256];
         for (int raw = 0; raw < 256; raw++)

@@ -7,7 +7,8 @@ namespace Microsoft.ML.LabelCompletion.Data;
 /// A streaming <see cref="IDataView"/> over a <see cref="SegmentationDataset"/>: a file is decoded only when a cursor is on
 /// its row and a getter of an image, label or size column asks (once per row), so data sets larger than memory stream.
 /// Columns: <c>Image</c> (<see cref="MLImage"/>, BGRA32), <c>Label</c> (variable-length vector of <see cref="byte"/>,
-/// row-major height x width, class ids or the unknown value), <c>Width</c> and <c>Height</c> (<see cref="int"/>),
+/// row-major height x width, class ids or the unknown value; each call of the image getter returns a new image that the
+/// caller owns and should dispose), <c>Width</c> and <c>Height</c> (<see cref="int"/>),
 /// <c>ImagePath</c> and <c>LabelPath</c> (text). Rows are in the data set's order; it cannot shuffle.
 /// </summary>
 public sealed class SegmentationDataView : IDataView
@@ -72,7 +73,7 @@ public sealed class SegmentationDataView : IDataView
         var active = new bool[Schema.Count];
         foreach (var column in columnsNeeded)
         {
-            if (column.Index < 0 || column.Index >= active.Length || !ReferenceEquals(Schema[column.Index].Type, column.Type))
+            if (column.Index < 0 || column.Index >= active.Length || Schema[column.Index].Name != column.Name || !Schema[column.Index].Type.Equals(column.Type))
                 throw new ArgumentException($"Column '{column.Name}' is not a column of this view.", nameof(columnsNeeded));
             active[column.Index] = true;
         }
@@ -182,10 +183,9 @@ public sealed class SegmentationDataView : IDataView
 
         private void GetImage(ref MLImage value)
         {
-            var image = Current().Image;
-            // As ML.NET's image loader does: the previous image in the buffer is released.
-            value?.Dispose();
-            value = image.ToMLImage();
+            // A new image per call, owned by the caller: the previous value is not disposed here, because callers such as
+            // GetColumn hand earlier values out while the cursor moves on.
+            value = Current().Image.ToMLImage();
         }
 
         private void GetLabel(ref VBuffer<byte> value)

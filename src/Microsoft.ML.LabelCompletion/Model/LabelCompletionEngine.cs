@@ -58,6 +58,12 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// <summary>Number of validated training examples used by the last <see cref="Train"/> (for reports).</summary>
     public int TrainingExampleCount { get; private set; }
 
+    /// <summary>Seconds the last training waited on data preparation.</summary>
+    public double DataWaitSeconds { get; private set; }
+
+    /// <summary>Seconds the last training spent in optimisation steps.</summary>
+    public double StepSeconds { get; private set; }
+
     /// <summary>Creates an untrained network (seeded) on <paramref name="device"/>.</summary>
     public static LabelCompletionEngine Create(LmaeConfig config, int seed, Device device)
     {
@@ -84,8 +90,11 @@ internal sealed class LabelCompletionEngine : IDisposable
         var engine = Create(config, seed, device);
         try
         {
-            new LmaeTrainer(engine._model, config, options, seed, device).Run(examples, validationExamples, progress, cancellationToken);
+            var trainer = new LmaeTrainer(engine._model, config, options, seed, device);
+            trainer.Run(examples, validationExamples, progress, cancellationToken);
             engine.TrainingExampleCount = examples.Count;
+            engine.DataWaitSeconds = trainer.DataWaitSeconds;
+            engine.StepSeconds = trainer.StepSeconds;
             return engine;
         }
         catch

@@ -70,11 +70,14 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     public Tensor ForwardEncoder(LmaeInputs inputs)
     {
         using var scope = NewDisposeScope();
-        var fuseMap = StackFusion.Fuse(inputs.Labels, inputs.Rgb, _config.NumberOfClasses);
-        var tokens = _patchEmbed.forward(Patches.Patchify(fuseMap, _config.PatchSize))
-                     + Positions(inputs.Rows, inputs.Columns, _config.EncoderDimension, device: inputs.Rgb.device);
-        var visible = tokens.gather(1, inputs.VisibleIndex.unsqueeze(-1).expand(-1, -1, _config.EncoderDimension));
-        return _encoder.forward(visible, inputs.VisibleKeyMask).MoveToOuterDisposeScope();
+        int de = _config.EncoderDimension;
+        var fusedPatches = Patches.Patchify(StackFusion.Fuse(inputs.Labels, inputs.Rgb, _config.NumberOfClasses), _config.PatchSize);
+        // Mask Selector: only the visible patches are embedded and encoded.
+        var index = inputs.VisibleIndex.unsqueeze(-1);
+        var visible = fusedPatches.gather(1, index.expand(-1, -1, fusedPatches.shape[2]));
+        var positions = Positions(inputs.Rows, inputs.Columns, de, inputs.Rgb.device).expand(visible.shape[0], -1, -1);
+        var tokens = _patchEmbed.forward(visible) + positions.gather(1, index.expand(-1, -1, de));
+        return _encoder.forward(tokens, inputs.VisibleKeyMask).MoveToOuterDisposeScope();
     }
 
     /// <summary>Image Patch Supplement at every position, encoder outputs inserted at visible ones, the decoder, un-patchify, prior residual.</summary>

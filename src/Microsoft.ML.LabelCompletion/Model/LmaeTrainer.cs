@@ -37,6 +37,12 @@ internal sealed class LmaeTrainer
         return counts;
     }
 
+    /// <summary>Seconds the training loop waited for the next batch to be prepared (data path not hidden by the step).</summary>
+    public double DataWaitSeconds { get; private set; }
+
+    /// <summary>Seconds spent in optimisation steps (forward, backward, update).</summary>
+    public double StepSeconds { get; private set; }
+
     public void Run(IReadOnlyList<SegmentationExample> train, IReadOnlyList<SegmentationExample>? validation,
         Action<TrainingProgress>? progress, CancellationToken token)
     {
@@ -63,9 +69,13 @@ internal sealed class LmaeTrainer
             for (int step = 0; step < batches.Length; step++)
             {
                 token.ThrowIfCancellationRequested();
+                long waitStart = Stopwatch.GetTimestamp();
                 var samples = next!.GetAwaiter().GetResult();
+                DataWaitSeconds += Stopwatch.GetElapsedTime(waitStart).TotalSeconds;
                 next = step + 1 < batches.Length ? PrepareAsync(train, batches[step + 1], epoch, step + 1) : null;
+                long stepStart = Stopwatch.GetTimestamp();
                 float loss = Step(optimizer, samples, classWeights, epoch, step + 1);
+                StepSeconds += Stopwatch.GetElapsedTime(stepStart).TotalSeconds;
                 lossSum += loss * samples.Count;
                 images += samples.Count;
                 progress?.Invoke(new TrainingProgress(epoch, _options.Epochs, step + 1, stepsPerEpoch, loss,

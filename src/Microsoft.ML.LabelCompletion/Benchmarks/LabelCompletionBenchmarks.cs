@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.ML.LabelCompletion.Model;
+using Microsoft.ML.LabelCompletion.Synthetic;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.LabelCompletion.Benchmarks;
+
+/// <summary>One benchmark measurement: named fields in a fixed order, printed as one JSON object per line (DESIGN.md §6).</summary>
+public sealed class BenchmarkRecord
+{
+    private readonly List<KeyValuePair<string, object>> _fields = new();
+
+    /// <summary>Creates a record for benchmark <paramref name="bench"/>.</summary>
+    public BenchmarkRecord(string bench) => Add("bench", bench);
+
+    /// <summary>The fields in insertion order.</summary>
+    public IReadOnlyList<KeyValuePair<string, object>> Fields => _fields;
+
+    /// <summary>Looks a numeric field up.</summary>
+    public double this[string name] => Convert.ToDouble(_fields.First(f => f.Key == name).Value, CultureInfo.InvariantCulture);
+
+    /// <summary>Adds a field (numbers are rounded to 4 significant decimals for printing).</summary>
+    public BenchmarkRecord Add(string name, object value)
+    {
+        _fields.Add(new(name, value is double d ? Math.Round(d, 4) : value));
+        return this;
+    }
+
+    /// <summary>The record as one line of JSON.</summary>
+    public string ToJsonLine()
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream))
+        {
+            writer.WriteStartObject();
+            foreach (var (key, value) in _fields)
+            {
+                writer.WritePropertyName(key);
+                JsonSerializer.Serialize(writer, value, value.GetType());
+            }
+            writer.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+}
+
+/// <summary>
+/// The project's performance benchmarks (DESIGN.md §6): FP32 matmul ceiling, training step, inference, data path and the
+/// paper-size step. Every timing fixes config, batch, threads and seed, warms up first and reports the median.
+/// </summary>
+public static class LabelCompletionBenchmarks
+{
+    /// <summary>FP32 <c>n x n</c> matrix product GFLOP/s of this process with <paramref name="threads"/> threads: the ceiling others are divided by.</summary>
+    public static BenchmarkRecord Matmul(int threads, int size = 2048, int repeats = 10)
+    {
+        set_num_threads(threads);
+        manual_seed(0);
+        using var a = randn(size, size);
+        using var b = randn(size, size);
+        var times = new List<double>();
+        for (int i = 0; i < repeats + 2; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            using (var c = a.matmul(b)) c.sum().item<float>();
+            if (i >= 2) times.Add(sw.Elapsed.TotalSeconds);
+        }
+        double seconds = Median(times);
+        return new BenchmarkRecord("matmul").Add("config", $"{size}x{size}").Add("batch", 1).Add("threads", threads)
+            .Add("ms", seconds * 1000).Add("gflop_per_s", 2.0 * size * size * size / seconds / 1e9);
+    }
+
+    /// <summary>
+    /// Training step of <paramref name="size"/> on synthetic scenes of <paramref name="crop"/> pixels: ms per image (median of
+    /// <paramref name="steps"/> steps after <paramref name="warmup"/>), model GFLOP per image (forward + backward ≈ 3x forward),
+    /// achieved GFLOP/s, its fraction of <paramref name="matmulGflops"/>, the share of wall time waiting on data, peak RSS.
+    /// </summary>
+    public static BenchmarkRecord Train(LabelCompletionModelSize size, int batch, double maskRatio, int threads, double matmulGflops,
+        int crop = 224, int steps = 10, int warmup = 3, int seed = 0, string? name = null)
+    {
+        var options = new LabelCompletionOptions
+        {
+            NumberOfClasses = 11, ModelSize = size, BatchSize = batch, MaskRatio = (float)maskRatio, NumberOfThreads = threads,
+            TrainingSize = crop, Epochs = 1, ClassWeighting = ClassWeighting.None,
+        };
+        var config = LmaeConfig.FromOptions(options);
+        var examples = SyntheticExamples((warmup + steps) * batch, 480, 360, seed, config.NumberOfClasses);
+        var stamps = new List<double>();
+        var clock = Stopwatch.StartNew();
+        using var engine = LabelCompletionEngine.Train(examples, null, options, seed, CPU,
+            p => { if (!p.EndOfEpoch) stamps.Add(clock.Elapsed.TotalSeconds); }, CancellationToken.None);
+        var stepTimes = stamps.Zip(stamps.Skip(1), (x, y) => y - x).Skip(warmup - 1).ToList();
+        double msPerImage = Median(stepTimes) * 1000 / batch;
+        double gflops = 3 * LmaeFlops.Forward(config, config.TrainingSize, maskRatio) / 1e9;
+        double achieved = gflops / (msPerImage / 1000);
+        double total = engine.StepSeconds + engine.DataWaitSeconds;
+        return new BenchmarkRecord(name ?? "train").Add("config", size.ToString()).Add("batch", batch).Add("threads", threads)
+            .Add("mask_ratio", maskRatio).Add("crop", config.TrainingSize).Add("ms_per_image", msPerImage)
+            .Add("gflops_per_image", gflops).Add("gflop_per_s", achieved).Add("fraction_of_matmul", achieved / matmulGflops)
+            .Add("data_wait_share", total > 0 ? engine.DataWaitSeconds / total : 0.0)
+            .Add("peak_rss_mb", Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0);
+    }
+
+    /// <summary>
+    /// Completion of <paramref name="width"/> x <paramref name="height"/> images (padded to the patch grid, sliding windows of
+    /// the training size) with the Unknown selector on protocol masks of ratio 0.5: ms per image (median of
+    /// <paramref name="repeats"/> after warm-up), GFLOP per image from the windows actually run, fraction of the matmul ceiling.
+    /// </summary>
+    public static BenchmarkRecord Infer(LabelCompletionModelSize size, int batch, int threads, double matmulGflops,
+        int width = 480, int height = 360, int repeats = 5, int seed = 0)
+    {
+        set_num_threads(threads);
+        var options = new LabelCompletionOptions { NumberOfClasses = 11, ModelSize = size, NumberOfThreads = threads };
+        var config = LmaeConfig.FromOptions(options);
+        using var engine = LabelCompletionEngine.Create(config, seed, CPU);
+        var examples = SyntheticExamples(batch, width, height, seed, config.NumberOfClasses);
+        int p = config.PatchSize;
+        var (rows, columns) = MaskSelector.Grid(width, height, p);
+        var masks = new List<bool[]>();
+        for (int i = 0; i < batch; i++)
+        {
+            var mask = MaskSelector.RandomForEvaluation(rows * columns, 0.5, 0, i);
+            examples[i] = examples[i] with { Label = MaskSelector.Apply(examples[i].Label, mask, p, config.UnknownLabel) };
+            masks.Add(mask);
+        }
+        var times = new List<double>();
+        for (int r = 0; r < repeats + 1; r++)
+        {
+            var sw = Stopwatch.StartNew();
+            engine.Complete(examples, masks, windowsPerForward: Math.Max(8, batch));
+            if (r > 0) times.Add(sw.Elapsed.TotalSeconds);
+        }
+        double msPerImage = Median(times) * 1000 / batch;
+        double gflops = 0;
+        int pw = columns * p, ph = rows * p, ww = Math.Min(config.TrainingSize, pw), wh = Math.Min(config.TrainingSize, ph);
+        foreach (int y in WindowBatch.WindowStarts(ph, wh, config.WindowOverlap, p))
+            foreach (int x in WindowBatch.WindowStarts(pw, ww, config.WindowOverlap, p))
+            {
+                int visible = 0;
+                for (int rr = 0; rr < wh / p; rr++)
+                    for (int cc = 0; cc < ww / p; cc++) if (!masks[0][(y / p + rr) * columns + x / p + cc]) visible++;
+                gflops += LmaeFlops.Forward(config, wh, ww, visible) / 1e9;
+            }
+        double achieved = gflops / (msPerImage / 1000);
+        return new BenchmarkRecord("infer").Add("config", size.ToString()).Add("batch", batch).Add("threads", threads)
+            .Add("image", $"{width}x{height}").Add("ms_per_image", msPerImage).Add("gflops_per_image", gflops)
+            .Add("gflop_per_s", achieved).Add("fraction_of_matmul", achieved / matmulGflops);
+    }
+
+    /// <summary>Parameter count and forward GFLOP per image of a size preset at a square crop (mask ratio 0.5).</summary>
+    public static BenchmarkRecord ModelSize(LabelCompletionModelSize size, int crop = 224, int classes = 11)
+    {
+        var config = LmaeConfig.FromOptions(new LabelCompletionOptions { NumberOfClasses = classes, ModelSize = size, TrainingSize = crop });
+        using var model = new LabelMaskAutoEncoder(config);
+        return new BenchmarkRecord("model").Add("config", size.ToString()).Add("classes", classes).Add("crop", config.TrainingSize)
+            .Add("parameters_m", model.ParameterCount() / 1e6).Add("forward_gflops_per_image", LmaeFlops.Forward(config, config.TrainingSize, 0.5) / 1e9);
+    }
+
+    /// <summary>Synthetic training examples with <paramref name="classes"/> classes (scene classes folded into the range).</summary>
+    internal static List<SegmentationExample> SyntheticExamples(int count, int width, int height, int seed, int classes)
+        => SyntheticScenes.Generate(count, width, height, seed)
+            .Select((s, i) => new SegmentationExample(s.Image, s.Label with { Values = s.Label.Values.Select(v => (byte)(v % classes)).ToArray() }, $"synthetic {i}"))
+            .ToList();
+
+    private static double Median(IReadOnlyList<double> values)
+    {
+        if (values.Count == 0) return double.NaN;
+        var sorted = values.OrderBy(v => v).ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}

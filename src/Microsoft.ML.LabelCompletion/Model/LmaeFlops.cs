@@ -1,0 +1,35 @@
+namespace Microsoft.ML.LabelCompletion.Model;
+
+/// <summary>
+/// Floating-point operations of the L-MAE, counted from the layer shapes (a multiply-add counts as 2; softmax,
+/// LayerNorm and activations are left out, they are a few percent at these sizes).
+/// </summary>
+public static class LmaeFlops
+{
+    /// <summary>Forward FLOPs for one <paramref name="height"/> x <paramref name="width"/> input (multiples of p) with <paramref name="visiblePatches"/> visible patches.</summary>
+    public static double Forward(LmaeConfig config, int height, int width, int visiblePatches)
+    {
+        int p = config.PatchSize, c = config.NumberOfClasses;
+        double l = (double)(height / p) * (width / p), nv = visiblePatches;
+        double de = config.EncoderDimension, dd = config.DecoderDimension, r = config.MlpRatio;
+        double flops = 2 * nv * config.FusedChannels * p * p * de;                  // patch embedding (visible only)
+        flops += config.EncoderDepth * Block(nv, de, r);                            // encoder
+        flops += 2 * nv * de * dd;                                                  // encoder → decoder width
+        if (config.UseImagePatchSupplement)                                         // Image Patch Supplement (every position)
+            flops += 2 * l * (config.LabelPrior == LabelPriorMode.None ? 3 : 3 + c) * p * p * dd;
+        flops += config.DecoderDepth * Block(l, dd, r);                             // decoder
+        flops += 2 * l * dd * p * p * c;                                            // head
+        return flops;
+    }
+
+    /// <summary>Forward FLOPs at a square crop of <paramref name="size"/> with mask ratio <paramref name="maskRatio"/>.</summary>
+    public static double Forward(LmaeConfig config, int size, double maskRatio)
+    {
+        int l = (size / config.PatchSize) * (size / config.PatchSize);
+        return Forward(config, size, size, l - MaskSelector.MaskedCount(l, maskRatio));
+    }
+
+    /// <summary>One pre-norm Transformer block over <paramref name="n"/> tokens of width <paramref name="d"/>: QKV, scores, weighted sum, projection, MLP.</summary>
+    public static double Block(double n, double d, double mlpRatio)
+        => 2 * n * d * 3 * d + 2 * n * n * d + 2 * n * n * d + 2 * n * d * d + 2 * 2 * n * d * mlpRatio * d;
+}
