@@ -17,6 +17,7 @@ internal sealed class LmaeTrainer
     private readonly LabelCompletionOptions _options;
     private readonly int _seed;
     private readonly Device _device;
+    private readonly SegmentationAugmentationOptions _augmentation;
 
     public LmaeTrainer(LabelMaskAutoEncoder model, LmaeConfig config, LabelCompletionOptions options, int seed, Device device)
     {
@@ -25,6 +26,10 @@ internal sealed class LmaeTrainer
         _options = options;
         _seed = seed;
         _device = device;
+        _augmentation = new SegmentationAugmentationOptions
+        {
+            CropWidth = config.TrainingSize, CropHeight = config.TrainingSize, UnknownLabel = config.UnknownLabel,
+        };
     }
 
     /// <summary>Pixel count per class over the known pixels of <paramref name="examples"/>.</summary>
@@ -130,28 +135,11 @@ internal sealed class LmaeTrainer
     {
         int t = _config.TrainingSize;
         var (image, label) = _options.Augment
-            ? ScaleCropFlip(example.Image, example.Label, t, random, _config.UnknownLabel)
+            ? SegmentationAugmentation.Apply(example.Image, example.Label, _augmentation, random)
             : RandomCrop(example.Image, example.Label, t, random, _config.UnknownLabel);
         int patches = (t / _config.PatchSize) * (t / _config.PatchSize);
         var mask = MaskSelector.RandomForTraining(patches, _options.MaskRatio, random);
         return WindowBatch.FromCrop(image, label, mask, _config, _options.LossRegion, example.Source);
-    }
-
-    // Interim augmentation (nearest-neighbour scale); replaced by Data.Augmentation when the data layer lands.
-    private static (RgbImage, LabelMap) ScaleCropFlip(RgbImage image, LabelMap label, int size, Random random, byte unknown)
-    {
-        double s = 0.5 + random.NextDouble() * 1.5;
-        int w = Math.Max(1, (int)Math.Round(image.Width * s)), h = Math.Max(1, (int)Math.Round(image.Height * s));
-        var rgb = new byte[w * h * 3]; var lab = new byte[w * h];
-        for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) { int sx = Math.Min(image.Width - 1, (int)(x / s)), sy = Math.Min(image.Height - 1, (int)(y / s));
-            int si = sy * image.Width + sx; lab[y * w + x] = label.Values[si]; for (int c = 0; c < 3; c++) rgb[(y * w + x) * 3 + c] = image.Pixels[si * 3 + c]; }
-        int x0 = w >= size ? random.Next(w - size + 1) : -random.Next(size - w + 1);
-        int y0 = h >= size ? random.Next(h - size + 1) : -random.Next(size - h + 1);
-        var outRgb = new byte[size * size * 3]; var outLab = new byte[size * size]; Array.Fill(outLab, unknown);
-        bool flip = random.Next(2) == 1;
-        for (int y = 0; y < size; y++) for (int x = 0; x < size; x++) { int sx = x0 + x, sy = y0 + y; if (sx < 0 || sy < 0 || sx >= w || sy >= h) continue;
-            int dx = flip ? size - 1 - x : x; outLab[y * size + dx] = lab[sy * w + sx]; for (int c = 0; c < 3; c++) outRgb[(y * size + dx) * 3 + c] = rgb[(sy * w + sx) * 3 + c]; }
-        return (new RgbImage(size, size, outRgb), new LabelMap(size, size, outLab));
     }
 
     private static (RgbImage, LabelMap) RandomCrop(RgbImage image, LabelMap label, int size, Random random, byte unknown)
