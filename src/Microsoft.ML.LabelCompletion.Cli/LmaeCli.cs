@@ -55,7 +55,10 @@ public static class LmaeCli
             if (parse.Errors.Count > 0)
             {
                 string command = parse.CommandResult.Command is RootCommand ? "lmae" : $"lmae {parse.CommandResult.Command.Name}";
-                error.WriteLine($"lmae: {parse.Errors[0].Message} (see '{command} --help')");
+                // One line: every parse error, most specific first (an unrecognized token explains a missing command), whitespace collapsed.
+                var messages = parse.Errors.Select(e => OneLine(e.Message)).Distinct()
+                    .OrderBy(m => m.StartsWith("Unrecognized", StringComparison.Ordinal) ? 0 : 1);
+                error.WriteLine($"lmae: {string.Join(" ", messages)} (see '{command} --help')");
                 return UsageError;
             }
             try
@@ -75,6 +78,9 @@ public static class LmaeCli
             CultureInfo.CurrentCulture = culture;
         }
     }
+
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split((char[])['\r', '\n', '\t', ' '], StringSplitOptions.RemoveEmptyEntries));
 
     /// <summary>One line for an exception: the user-facing message, with the innermost ML.NET/IO cause when it says more.</summary>
     private static string Describe(Exception e)

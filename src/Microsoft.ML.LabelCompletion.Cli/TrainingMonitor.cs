@@ -28,7 +28,7 @@ internal sealed partial class TrainingMonitor : IDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<EpochRecord> _epochs = new();
     private readonly object _lock = new();
-    private TimeSpan _lastPlainLine = TimeSpan.MinValue;
+    private TimeSpan? _lastPlainLine;
     private int _liveLineLength;
 
     public TrainingMonitor(MLContext ml, CliConsole console)
@@ -116,7 +116,7 @@ internal sealed partial class TrainingMonitor : IDisposable
                 _console.Out.Flush();
                 _liveLineLength = line.Length;
             }
-            else if (_clock.Elapsed - _lastPlainLine >= PlainStepInterval)
+            else if (_lastPlainLine is not TimeSpan last || _clock.Elapsed - last >= PlainStepInterval)
             {
                 _console.Out.WriteLine(line);
                 _lastPlainLine = _clock.Elapsed;

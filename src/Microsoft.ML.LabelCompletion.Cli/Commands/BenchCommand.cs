@@ -1,98 +1,129 @@
 using System.CommandLine;
-using Command = System.CommandLine.Command;
-using System.Diagnostics;
-using System.Globalization;
+using Microsoft.ML.LabelCompletion.Benchmarks;
 using Microsoft.ML.LabelCompletion.Data;
-using TorchSharp;
-using static TorchSharp.torch;
+using Microsoft.ML.LabelCompletion.Synthetic;
 
 namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 
 /// <summary>
-/// <c>lmae bench</c>: benchmarks printed as one JSON object per line (DESIGN.md §6). Each fixes its size, thread count and seed,
-/// warms up first and reports the median of timed repeats.
+/// <c>lmae bench</c>: the benchmarks of DESIGN.md §6 (<see cref="LabelCompletionBenchmarks"/> and <see cref="LoaderBenchmark"/>),
+/// printed as one JSON object per line. Each fixes config, batch, threads and seed, warms up first and reports medians.
 /// </summary>
 internal static class BenchCommand
 {
-    /// <summary>The benchmarks this build can run.</summary>
-    public static readonly string[] Benchmarks = ["matmul", "loader"];
+    /// <summary>The benchmarks, in the order they run.</summary>
+    public static readonly string[] Benchmarks = ["matmul", "model", "train", "infer", "pipeline", "paper"];
 
-    public static Command Create(CliConsole console)
+    public static System.CommandLine.Command Create(CliConsole console)
     {
         var only = new Option<string>("--only")
         {
-            Description = $"Comma-separated benchmarks to run: {string.Join(", ", Benchmarks)} (loader needs --data and --format). Default matmul.",
-            DefaultValueFactory = _ => "matmul",
+            Description = "Comma-separated benchmarks: matmul (FP32 matmul ceiling), model (parameters, GFLOP), train (training step), "
+                + "infer (completion of 480x360 images), pipeline (PNG loading into fused arrays), paper (training step of the Paper config). "
+                + "Default matmul,model,train,infer,pipeline.",
+            DefaultValueFactory = _ => "matmul,model,train,infer,pipeline",
         };
-        var threads = new Option<int?>("--threads") { Description = "Threads (TorchSharp intra-op threads; loader decoding threads). Default: all cores.", HelpName = "N" };
-        var repeats = new Option<int>("--repeats") { Description = "Timed repeats (the median is reported). Default 10.", DefaultValueFactory = _ => 10 };
-        var size = new Option<int>("--size") { Description = "matmul: side of the square FP32 matrices. Default 2048.", DefaultValueFactory = _ => 2048 };
-        var data = new Option<string?>("--data") { Description = "loader: data folder.", HelpName = "DIR" };
-        var format = new Option<string?>("--format") { Description = "loader: layout of --data (camvid, voc, cityscapes, pairs)." };
+        var threads = new Option<int?>("--threads") { Description = "Threads for TorchSharp and the loader. Default: all cores.", HelpName = "N" };
+        var config = new Option<string>("--config") { Description = "Size preset of model, train and infer: Tiny, Small, Paper. Default Small.", DefaultValueFactory = _ => "Small" };
+        config.AcceptOnlyFromAmong("Tiny", "Small", "Paper", "tiny", "small", "paper");
+        var batch = new Option<int>("--batch") { Description = "Batch of train and infer (paper uses 1). Default 8.", DefaultValueFactory = _ => 8 };
+        var repeats = new Option<int>("--repeats") { Description = "Timed repeats of matmul (median reported); timed steps of train. Default 10.", DefaultValueFactory = _ => 10 };
+        var data = new Option<string?>("--data") { Description = "pipeline: data folder to read (default: a synthetic PNG set in a temporary folder).", HelpName = "DIR" };
+        var format = new Option<string?>("--format") { Description = "pipeline: layout of --data (camvid, voc, cityscapes, pairs)." };
         var split = CommonOptions.Split("train");
-        var seed = new Option<int>("--seed") { Description = "Seed of the random inputs. Default 0.", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the synthetic inputs. Default 0.", DefaultValueFactory = _ => 0 };
 
-        var command = new Command("bench", "Run benchmarks; print one JSON line per result.") { only, threads, repeats, size, data, format, split, seed };
+        var command = new System.CommandLine.Command("bench", "Run benchmarks; print one JSON line per result (DESIGN.md §6).")
+        {
+            only, threads, config, batch, repeats, data, format, split, seed,
+        };
         command.SetAction(parse =>
         {
             var selected = parse.GetValue(only)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            if (selected.Length == 0) throw new CliException("--only is empty.");
             foreach (string name in selected)
             {
                 if (!Benchmarks.Contains(name))
-                    throw new CliException($"--only: unknown benchmark '{name}'; this build has {string.Join(", ", Benchmarks)} (train, infer, pipeline and paper need the library's model benchmarks, not in this build).");
+                    throw new CliException($"--only: unknown benchmark '{name}'; use {string.Join(", ", Benchmarks)}.");
             }
-            int repeatCount = parse.GetValue(repeats);
+            int threadCount = parse.GetValue(threads) ?? Environment.ProcessorCount;
+            if (threadCount < 1) throw new CliException($"--threads must be at least 1, not {threadCount}.");
+            int batchSize = parse.GetValue(batch), repeatCount = parse.GetValue(repeats), seedValue = parse.GetValue(seed);
+            if (batchSize < 1) throw new CliException($"--batch must be at least 1, not {batchSize}.");
             if (repeatCount < 1) throw new CliException($"--repeats must be at least 1, not {repeatCount}.");
-            int? threadCount = parse.GetValue(threads);
-            if (threadCount is < 1) throw new CliException($"--threads must be at least 1, not {threadCount}.");
-            foreach (string name in selected)
+            var size = Enum.Parse<LabelCompletionModelSize>(parse.GetValue(config)!, ignoreCase: true);
+            string? dataDir = parse.GetValue(data), dataFormat = parse.GetValue(format);
+            if ((dataDir is null) != (dataFormat is null)) throw new CliException("the pipeline benchmark needs both --data and --format, or neither.");
+            if (dataFormat is not null && !DataSets.FormatNames.Contains(dataFormat))
+                throw new CliException($"unknown format '{dataFormat}'; use one of {string.Join(", ", DataSets.FormatNames)}.");
+
+            double? matmulGflops = null;
+            double Ceiling()
             {
-                string line = name switch
+                if (matmulGflops is null)
                 {
-                    "matmul" => MatMul(parse.GetValue(size), threadCount, repeatCount, parse.GetValue(seed)),
-                    _ => Loader(parse.GetValue(data), parse.GetValue(format), parse.GetValue(split)!, threadCount ?? 1, repeatCount),
-                };
-                console.Out.WriteLine(line);
+                    var record = LabelCompletionBenchmarks.Matmul(threadCount, repeats: repeatCount);
+                    matmulGflops = record["gflop_per_s"];
+                }
+                return matmulGflops.Value;
+            }
+
+            foreach (string name in Benchmarks.Where(selected.Contains))
+            {
+                BenchmarkRecord? record = null;
+                switch (name)
+                {
+                    case "matmul":
+                        record = LabelCompletionBenchmarks.Matmul(threadCount, repeats: repeatCount);
+                        matmulGflops = record["gflop_per_s"];
+                        break;
+                    case "model":
+                        record = LabelCompletionBenchmarks.ModelSize(size);
+                        break;
+                    case "train":
+                        record = LabelCompletionBenchmarks.Train(size, batchSize, 0.5, threadCount, Ceiling(), steps: repeatCount, seed: seedValue);
+                        break;
+                    case "infer":
+                        record = LabelCompletionBenchmarks.Infer(size, batchSize, threadCount, Ceiling(), seed: seedValue);
+                        break;
+                    case "paper":
+                        record = LabelCompletionBenchmarks.Train(LabelCompletionModelSize.Paper, 1, 0.5, threadCount, Ceiling(), steps: 3, warmup: 2, seed: seedValue, name: "paper");
+                        break;
+                    case "pipeline":
+                        console.Out.WriteLine(Pipeline(dataDir, dataFormat, parse.GetValue(split)!, threadCount, seedValue));
+                        continue;
+                }
+                console.Out.WriteLine(record!.ToJsonLine());
             }
             return LmaeCli.Success;
         });
         return command;
     }
 
-    /// <summary>FP32 <c>n x n</c> matmul on the CPU: GFLOP/s of the median repeat (2n³ floating-point operations each).</summary>
-    internal static string MatMul(int n, int? threads, int repeats, int seed)
+    /// <summary>Loader throughput on <paramref name="dataDir"/>, or on 32 synthetic 480x360 PNG pairs written to a temporary folder.</summary>
+    private static string Pipeline(string? dataDir, string? format, string split, int threads, int seed)
     {
-        if (n < 1 || n > 16384) throw new CliException($"--size must be 1..16384, not {n}.");
-        if (threads is int t) set_num_threads(t);
-        random.manual_seed(seed);
-        using var a = randn(n, n, ScalarType.Float32);
-        using var b = randn(n, n, ScalarType.Float32);
-        for (int i = 0; i < 3; i++)
+        if (dataDir is not null)
+            return LoaderBenchmark.Run(DataSets.Open(new MLContext(seed: 0), dataDir, format!, split, null, 255).Dataset, threads).ToJson();
+        string folder = Path.Combine(Path.GetTempPath(), $"lmae-bench-{Guid.NewGuid():N}");
+        try
         {
-            using var warm = matmul(a, b);
-        }
-        var ms = new double[repeats];
-        for (int i = 0; i < repeats; i++)
-        {
-            long start = Stopwatch.GetTimestamp();
-            using (var c = matmul(a, b))
+            int i = 0;
+            foreach (var (image, label) in SyntheticScenes.Generate(32, 480, 360, seed))
             {
-                _ = c.data<float>()[0];
+                SegmentationFiles.WriteImage(Path.Combine(folder, "images", $"{i:D3}.png"), image);
+                SegmentationFiles.WriteGrayscaleLabel(Path.Combine(folder, "labels", $"{i:D3}.png"), label);
+                i++;
             }
-            ms[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            var dataset = SegmentationDataset.Open(new SegmentationDataOptions
+            {
+                Root = folder, Format = SegmentationDataFormat.Folders, NumberOfClasses = SyntheticScenes.NumberOfClasses,
+            });
+            return LoaderBenchmark.Run(dataset, threads).ToJson().Replace(folder, "synthetic 480x360", StringComparison.Ordinal);
         }
-        Array.Sort(ms);
-        double median = repeats % 2 == 1 ? ms[repeats / 2] : (ms[repeats / 2 - 1] + ms[repeats / 2]) / 2;
-        double gflop = 2.0 * n * n * (double)n / 1e9;
-        return string.Create(CultureInfo.InvariantCulture,
-            $"{{\"bench\":\"matmul\",\"n\":{n},\"dtype\":\"float32\",\"device\":\"cpu\",\"threads\":{get_num_threads()},\"repeats\":{repeats},\"ms\":{median:F2},\"gflop_per_s\":{gflop / (median / 1000):F1}}}");
-    }
-
-    private static string Loader(string? data, string? format, string split, int threads, int repeats)
-    {
-        if (data is null || format is null) throw new CliException("the loader benchmark needs --data and --format.");
-        if (!DataSets.FormatNames.Contains(format)) throw new CliException($"unknown format '{format}'; use one of {string.Join(", ", DataSets.FormatNames)}.");
-        var opened = DataSets.Open(new MLContext(seed: 0), data, format, split, null, 255);
-        return LoaderBenchmark.Run(opened.Dataset, threads, repeats).ToJson();
+        finally
+        {
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
     }
 }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Command = System.CommandLine.Command;
 using System.Diagnostics;
 using Microsoft.ML.Data;
 using Microsoft.ML.LabelCompletion.Data;
@@ -14,7 +13,7 @@ namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 /// </summary>
 internal static class CompleteCommand
 {
-    public static Command Create(CliConsole console)
+    public static System.CommandLine.Command Create(CliConsole console)
     {
         var model = new Option<string>("--model") { Description = "Model zip written by 'lmae train'.", Required = true, HelpName = "FILE" };
         var data = CommonOptions.Data("Data folder whose labels are completed (unknown pixels hold the unknown value, CamVid void, VOC 255).");
@@ -36,7 +35,7 @@ internal static class CompleteCommand
         var threads = CommonOptions.Threads();
         var unknown = CommonOptions.Unknown();
 
-        var command = new Command("complete", "Complete every label of a data set with a trained model; write them in the input's format.")
+        var command = new System.CommandLine.Command("complete", "Complete every label of a data set with a trained model; write them in the input's format.")
         {
             model, data, format, split, output, selector, ratio, background, overlay, confidence, device, threads, unknown,
         };

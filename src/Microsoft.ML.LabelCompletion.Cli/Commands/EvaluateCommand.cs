@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Command = System.CommandLine.Command;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -26,7 +25,7 @@ internal static class EvaluateCommand
     /// <summary>Name of the image-only baseline (the same network given an all-unknown label).</summary>
     public const string ImageOnlyMethod = "ImageOnly";
 
-    public static Command Create(CliConsole console)
+    public static System.CommandLine.Command Create(CliConsole console)
     {
         var model = new Option<string>("--model") { Description = "Model zip written by 'lmae train'.", Required = true, HelpName = "FILE" };
         var data = CommonOptions.Data("Data folder with complete ground truth.");
@@ -41,7 +40,7 @@ internal static class EvaluateCommand
         var threads = CommonOptions.Threads();
         var unknown = CommonOptions.Unknown();
 
-        var command = new Command("evaluate", "Evaluate a model with the fixed PA-mIoU protocol, optionally against the baselines.")
+        var command = new System.CommandLine.Command("evaluate", "Evaluate a model with the fixed PA-mIoU protocol, optionally against the baselines.")
         {
             model, data, format, split, ratios, baselines, output, batch, limit, device, threads, unknown,
         };

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Command = System.CommandLine.Command;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -13,7 +12,7 @@ namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 /// </summary>
 internal static class TrainCommand
 {
-    public static Command Create(CliConsole console)
+    public static System.CommandLine.Command Create(CliConsole console)
     {
         var data = CommonOptions.Data("Training data folder (or list file for pairs).");
         var format = CommonOptions.Format();
@@ -41,7 +40,7 @@ internal static class TrainCommand
         var classes = CommonOptions.Classes();
         var unknown = CommonOptions.Unknown();
 
-        var command = new Command("train", "Train an L-MAE model and save it as an ML.NET zip, with training curves.")
+        var command = new System.CommandLine.Command("train", "Train an L-MAE model and save it as an ML.NET zip, with training curves.")
         {
             data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
             learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, classes, unknown,
