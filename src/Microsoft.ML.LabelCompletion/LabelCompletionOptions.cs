@@ -133,6 +133,12 @@ public sealed class LabelCompletionOptions
     /// <summary>Label prior from the NearestKnown fill (DESIGN.md §2). Default <see cref="LabelPriorMode.ImagePatchSupplementAndLogits"/>.</summary>
     public LabelPriorMode LabelPrior = LabelPriorMode.ImagePatchSupplementAndLogits;
 
+    /// <summary>
+    /// Hidden channels of the pixel-level refinement head (full-resolution convolutions over logits, prior, RGB and the known
+    /// mask that correct the patch decoder's logits); 0 turns it off (the paper's model). Default 0.
+    /// </summary>
+    public int PixelRefinementChannels;
+
     // ---------------------------------------------------------------- training
     /// <summary>Share <c>m</c> of patches masked per training sample, <c>l = floor(L*m)</c>. Default 0.5.</summary>
     public float MaskRatio = 0.5f;

@@ -37,6 +37,7 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     private readonly ImagePatchSupplement _supplement;
     private readonly LmaeDecoder _decoder;
     private readonly Parameter? _priorScale;
+    private readonly PixelRefinement? _refinement;
     private readonly LmaeConfig _config;
     private readonly Dictionary<(int Rows, int Columns, int Dim, string Device), Tensor> _positions = new();
 
@@ -51,6 +52,8 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         _decoder = new LmaeDecoder(config);
         if (config.LabelPrior == LabelPriorMode.ImagePatchSupplementAndLogits)
             _priorScale = nn.Parameter(tensor(3.0f));
+        if (config.RefinementChannels > 0)
+            _refinement = new PixelRefinement(config.NumberOfClasses, config.RefinementChannels);
         RegisterComponents();
         InitializeWeights();
     }
@@ -95,6 +98,12 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         decoderTokens = decoderTokens + Positions(inputs.Rows, inputs.Columns, dd, device: latent.device);
         var logits = Patches.Unpatchify(_decoder.forward(decoderTokens), p, inputs.Rows, inputs.Columns);
         if (_priorScale is not null && priorOneHot is not null) logits = logits + _priorScale * priorOneHot;
+        if (_refinement is not null)
+        {
+            var known = inputs.Labels.ge(0).unsqueeze(1).to(ScalarType.Float32);
+            var prior = priorOneHot ?? zeros_like(logits);
+            logits = logits + _refinement.forward(cat([logits, prior, inputs.Rgb, known], 1));
+        }
         return logits.MoveToOuterDisposeScope();
     }
 

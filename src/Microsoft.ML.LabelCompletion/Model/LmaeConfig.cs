@@ -16,12 +16,13 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// <param name="UseImagePatchSupplement">Image Patch Supplement on (true) or the learned mask token (false).</param>
 /// <param name="LabelPrior">How the NearestKnown label prior enters the network.</param>
 /// <param name="WindowOverlap">Overlap of neighbouring inference windows, as a share of the window.</param>
+/// <param name="RefinementChannels">Hidden channels of the <see cref="PixelRefinement"/> head; 0 turns it off.</param>
 public sealed record LmaeConfig(
     int NumberOfClasses, byte UnknownLabel, int PatchSize, int TrainingSize,
     int EncoderDimension, int EncoderDepth, int EncoderHeads,
     int DecoderDimension, int DecoderDepth, int DecoderHeads,
     int MlpRatio, TransformerActivation Activation, bool UseImagePatchSupplement, LabelPriorMode LabelPrior,
-    float WindowOverlap)
+    float WindowOverlap, int RefinementChannels = 0)
 {
     /// <summary>Channels of the Fuse Map: <c>C</c> one-hot label channels and 3 RGB channels (paper eq. 1).</summary>
     public int FusedChannels => NumberOfClasses + 3;
@@ -48,7 +49,8 @@ public sealed record LmaeConfig(
         var config = new LmaeConfig(options.NumberOfClasses, options.UnknownLabel, p, (options.TrainingSize + p - 1) / p * p,
             options.EncoderEmbeddingDimension ?? de, options.EncoderDepth ?? eb, options.EncoderHeads ?? eh,
             options.DecoderEmbeddingDimension ?? dd, options.DecoderDepth ?? db, options.DecoderHeads ?? dh,
-            options.MlpRatio, options.Activation, options.UseImagePatchSupplement, options.LabelPrior, options.WindowOverlap);
+            options.MlpRatio, options.Activation, options.UseImagePatchSupplement, options.LabelPrior, options.WindowOverlap,
+            options.PixelRefinementChannels);
         config.Validate();
         return config;
     }
@@ -65,6 +67,7 @@ public sealed record LmaeConfig(
         Check(DecoderHeads > 0 && DecoderDimension % DecoderHeads == 0, $"Decoder width {DecoderDimension} is not a multiple of its {DecoderHeads} heads.");
         Check(EncoderDimension % 4 == 0 && DecoderDimension % 4 == 0, "Encoder and decoder widths must be multiples of 4 (2-D sin-cos positions).");
         Check(MlpRatio > 0, "MlpRatio must be positive.");
+        Check(RefinementChannels >= 0, "RefinementChannels must not be negative.");
         Check(TrainingSize % PatchSize == 0, "TrainingSize must be a multiple of PatchSize.");
     }
 }

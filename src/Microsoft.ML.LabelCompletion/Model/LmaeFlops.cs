@@ -19,6 +19,11 @@ public static class LmaeFlops
             flops += 2 * l * (config.LabelPrior == LabelPriorMode.None ? 3 : 3 + c) * p * p * dd;
         flops += config.DecoderDepth * Block(l, dd, r);                             // decoder
         flops += 2 * l * dd * p * p * c;                                            // head
+        if (config.RefinementChannels > 0)                                          // pixel refinement (full resolution)
+        {
+            double k = config.RefinementChannels, pixels = (double)height * width;
+            flops += 2 * pixels * 9 * ((2 * c + 4) * k + 3 * k * k) + 2 * pixels * k * c;
+        }
         return flops;
     }
 

@@ -64,7 +64,7 @@ public sealed class SchemaTests
         var ml = IntegrationFixture.Context;
         var data = IntegrationFixture.Data.ImageData(ml);
         var options = SyntheticSegmentationData.TinyOptions();
-        options.MaskSelector = Model.MaskSelectorMode.Random;
+        options.MaskSelector = LabelCompletion.Model.MaskSelectorMode.Random;
         options.InferenceMaskRatio = 0.5f;
         options.OutputColumnName = "Evaluated";
         var estimator = ml.Transforms.CompleteLabels(options, IntegrationFixture.Model);
@@ -73,8 +73,14 @@ public sealed class SchemaTests
         var model = estimator.Fit(data);
         Assert.AreSame(IntegrationFixture.Model.Configuration, model.Configuration);
         var rows = IntegrationFixture.ReadOutputs(model.Transform(data), completed: "Evaluated");
-        // Random selector: exactly floor(L * 0.5) of the 16 patches of a 32x32 image (patch 8) are masked.
-        Assert.AreEqual(8 * 64, rows[0].Mask.Count(m => m));
+        // Random selector: the evaluation protocol's floor(L * 0.5) of the 16 patches of row 0 (32x32, patch 8, seed 0, row 0),
+        // plus pixels that were unknown in the input (they are completed too).
+        var sample = IntegrationFixture.Data.Rows[0];
+        var patches = LabelCompletion.Model.MaskSelector.ToPixelMask(
+            LabelCompletion.Model.MaskSelector.RandomForEvaluation(16, 0.5, 0, 0), sample.Width, sample.Height, 8);
+        Assert.AreEqual(8 * 64, patches.Count(m => m));
+        for (int i = 0; i < patches.Length; i++)
+            Assert.AreEqual(patches[i] || sample.Label[i] == SyntheticSegmentationData.Unknown, rows[0].Mask[i], $"pixel {i}");
     }
 
     [TestMethod]

@@ -51,16 +51,30 @@ public sealed class ModelTests
     }
 
     [TestMethod]
-    [DataRow(1, 16, 24)]
-    [DataRow(3, 32, 40)]
-    public void ForwardGivesClassLogitsPerPixel(int batch, int height, int width)
+    [DataRow(1, 16, 24, 0)]
+    [DataRow(3, 32, 40, 0)]
+    [DataRow(2, 24, 32, 8)]
+    public void ForwardGivesClassLogitsPerPixel(int batch, int height, int width, int refinementChannels)
     {
-        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions());
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = refinementChannels };
         using var model = new LabelMaskAutoEncoder(config);
         var samples = Enumerable.Range(0, batch).Select(i => RandomSample(width, height, config, new Random(i), 0.5)).ToList();
         using var inputs = WindowBatch.ToInputs(samples, config, CPU);
         using var logits = model.forward(inputs);
         CollectionAssert.AreEqual(new long[] { batch, 6, height, width }, logits.shape);
+        Assert.IsFalse(logits.isnan().any().item<bool>());
+    }
+
+    [TestMethod]
+    public void PixelRefinementStartsAsNoCorrectionAndSeesTheImage()
+    {
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 8 };
+        using var refinement = new PixelRefinement(6, 8);
+        using var features = randn(2, 16, 12, 12);
+        Assert.AreEqual(0f, refinement.forward(features).abs().max().item<float>(), "the output layer starts at zero");
+        using var model = new LabelMaskAutoEncoder(config);
+        using var plain = new LabelMaskAutoEncoder(config with { RefinementChannels = 0 });
+        Assert.AreEqual((16L * 8 * 9 + 8) + 3 * (8L * 8 * 9 + 8) + (8L * 6 + 6), model.ParameterCount() - plain.ParameterCount());
     }
 
     [TestMethod]

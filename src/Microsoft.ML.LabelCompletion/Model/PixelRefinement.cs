@@ -1,0 +1,43 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.LabelCompletion.Model;
+
+/// <summary>
+/// Pixel-level refinement (DESIGN.md §2, a step beyond the paper): the decoder works per 16x16 patch, so thin structures
+/// and boundaries inside masked patches are coarse. This light convolutional head sees, at full resolution, the decoder's
+/// logits, the label prior's one-hot, the normalised RGB and which pixels are known, and adds a correction to the logits.
+/// Four 3x3 convolutions with dilations 1, 2, 4, 8 (receptive field 31 pixels, about two patches) and a 1x1 output that
+/// starts at zero, so training begins from the decoder's answer.
+/// </summary>
+public sealed class PixelRefinement : nn.Module<Tensor, Tensor>
+{
+    private readonly Sequential _body;
+    private readonly Conv2d _output;
+
+    /// <summary>Creates the refinement for <paramref name="classes"/> classes with <paramref name="channels"/> hidden channels.</summary>
+    public PixelRefinement(int classes, int channels) : base(nameof(PixelRefinement))
+    {
+        int inputs = 2 * classes + 4;
+        _body = nn.Sequential(
+            nn.Conv2d(inputs, channels, 3, padding: 1), nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding: 2, dilation: 2), nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding: 4, dilation: 4), nn.GELU(),
+            nn.Conv2d(channels, channels, 3, padding: 8, dilation: 8), nn.GELU());
+        _output = nn.Conv2d(channels, classes, 1);
+        RegisterComponents();
+        using var guard = no_grad();
+        _output.weight!.zero_();
+        _output.bias!.zero_();
+    }
+
+    /// <summary>
+    /// <paramref name="features"/> <c>[B, 2C+4, H, W]</c>: logits (C), prior one-hot (C), RGB (3), known mask (1) →
+    /// logit correction <c>[B, C, H, W]</c>.
+    /// </summary>
+    public override Tensor forward(Tensor features)
+    {
+        using var scope = NewDisposeScope();
+        return _output.forward(_body.forward(features)).MoveToOuterDisposeScope();
+    }
+}
