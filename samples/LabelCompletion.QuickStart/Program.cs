@@ -13,10 +13,13 @@ using Microsoft.ML.LabelCompletion;
 using Microsoft.ML.LabelCompletion.Data;
 using Microsoft.ML.LabelCompletion.Evaluation;
 using Microsoft.ML.LabelCompletion.Synthetic;
+using LabelCompletion.QuickStart;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+// Until the TorchSharp Scalar finalizer race is fixed (see FinalizerGate.cs), no finalizer runs while this program uses libtorch.
+using var finalizerGate = new FinalizerGate();
 string output = Path.GetFullPath(args.Length > 0 ? args[0] : Path.Combine("artifacts", "quickstart"));
-int epochs = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 60;
+int epochs = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 40;
 const int Width = 128, Height = 96, TrainCount = 192, ValidationCount = 12, TestCount = 16;
 const double Ratio = 0.5;
 int classes = SyntheticScenes.NumberOfClasses;
@@ -137,3 +140,4 @@ SegmentationFiles.WriteAtomically(reportPath, s => s.Write(Encoding.UTF8.GetByte
 Console.WriteLine();
 Console.WriteLine($"PA-mIoU at ratio {Ratio}: L-MAE {Pct(lmae.PredictAreaMeanIntersectionOverUnion)}, NearestKnown {Pct(nearest.PredictAreaMeanIntersectionOverUnion)}");
 Console.WriteLine($"done in {total.Elapsed.TotalSeconds:F0} s; results: {output}");
+

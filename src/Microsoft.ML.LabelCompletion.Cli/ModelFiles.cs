@@ -19,7 +19,10 @@ internal static class ModelFiles
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new CliException($"'{path}' is not an L-MAE model zip: {DataSets.FirstLine(e.Message)}", e);
+            // ML.NET wraps the loader's own message ("Label completion model: ...") in "Error during class instantiation".
+            var cause = e;
+            while (cause.InnerException is not null) cause = cause.InnerException;
+            throw new CliException($"'{path}' is not an L-MAE model zip: {DataSets.FirstLine(cause.Message)}", e);
         }
         switch (loaded)
         {

@@ -93,6 +93,18 @@ public sealed class ArgumentErrorTests
     }
 
     [TestMethod]
+    public void MLNetModelOfAnotherKind_IsOneLine()
+    {
+        using var data = new SyntheticPairs(3, ("val", 1, false));
+        string zip = Path.Combine(data.Root, "other.zip");
+        var ml = new MLContext(seed: 0);
+        var schema = ml.Data.LoadFromEnumerable(new[] { new OtherRow { X = 1 } }).Schema;
+        ml.Model.Save(new Microsoft.ML.Data.TransformerChain<ITransformer>(), schema, zip);
+        AssertOneLineError(CliRunner.Run("evaluate", "--model", zip, "--data", data.Root, "--format", "pairs"),
+            LmaeCli.Failure, "not an L-MAE label-completion model");
+    }
+
+    [TestMethod]
     public void UnknownBenchmark_IsOneLine() =>
         AssertOneLineError(CliRunner.Run("bench", "--only", "matmul,warp"), LmaeCli.Failure, "warp");
 
@@ -103,5 +115,12 @@ public sealed class ArgumentErrorTests
         Assert.AreEqual(LmaeCli.Success, result.ExitCode, result.ToString());
         Assert.IsTrue(result.Output.Contains("--mask-ratio", StringComparison.Ordinal), result.ToString());
         Assert.IsTrue(result.Output.Contains("--label-prior", StringComparison.Ordinal), result.ToString());
+    }
+
+    /// <summary>A row type for a model that is not ours.</summary>
+    public sealed class OtherRow
+    {
+        /// <summary>A number.</summary>
+        public float X { get; set; }
     }
 }

@@ -91,7 +91,7 @@ internal static class EvaluateCommand
                 console.Out.WriteLine();
                 console.Out.Write(Table(ratio, opened, images, methods.Select(m => m.Name).ToArray(), metrics));
                 string chart = Path.Combine(outDir, $"per_class_pa_iou_r{ratio.ToString(CultureInfo.InvariantCulture)}.png");
-                Charts.WriteBarChart(chart, $"Per-class PA IoU, ratio {ratio.ToString(CultureInfo.InvariantCulture)}: {opened.Description}", "PA IoU (%)",
+                Charts.WriteBarChart(chart, $"Per-class PA IoU at ratio {ratio.ToString(CultureInfo.InvariantCulture)}: {parse.GetValue(format)} {parse.GetValue(split)}, {images} images", "PA IoU (%)",
                     opened.ClassNames, methods.Select((m, i) => new ChartSeries(m.Name, metrics[i].PredictAreaPerClassIntersectionOverUnion)).ToArray());
                 console.Out.WriteLine($"chart: {chart}");
             }
