@@ -53,9 +53,8 @@ internal sealed class LmaeTrainer
     {
         var weightsArray = LmaeLoss.ClassWeights(_options.ClassWeighting, ClassPixelCounts(train, _config.NumberOfClasses, _config.UnknownLabel));
         using var classWeights = _options.ClassWeighting == ClassWeighting.None ? null : tensor(weightsArray, ScalarType.Float32, _device);
-        using var optimizer = optim.Adam(_model.parameters(), _options.LearningRate, 0.9, 0.999, 1e-8, _options.WeightDecay);
-        var scheduler = optim.lr_scheduler.ReduceLROnPlateau(optimizer, "min", _options.LearningRateFactor, _options.LearningRatePatience,
-            _options.LearningRateThreshold, "rel");
+        using var optimizer = new AdamOptimizer(_model.parameters(), _options.LearningRate, 0.9, 0.999, 1e-8, _options.WeightDecay);
+        var scheduler = new PlateauScheduler(_options.LearningRateFactor, _options.LearningRatePatience, _options.LearningRateThreshold);
         var validationSamples = validation is null ? null : ValidationSamples(validation);
         int batchSize = Math.Max(1, _options.BatchSize);
         int stepsPerEpoch = (train.Count + batchSize - 1) / batchSize;
@@ -84,7 +83,7 @@ internal sealed class LmaeTrainer
                 lossSum += loss * samples.Count;
                 images += samples.Count;
                 progress?.Invoke(new TrainingProgress(epoch, _options.Epochs, step + 1, stepsPerEpoch, loss,
-                    images / Math.Max(1e-9, clock.Elapsed.TotalSeconds), CurrentLearningRate(optimizer), null, null, false));
+                    images / Math.Max(1e-9, clock.Elapsed.TotalSeconds), optimizer.LearningRate, null, null, false));
             }
             next?.Wait();
 
@@ -93,9 +92,9 @@ internal sealed class LmaeTrainer
             if (validationSamples is { Count: > 0 })
                 (validationLoss, validationPaMiou) = Validate(validationSamples, classWeights);
             double watched = validationLoss ?? trainLoss;
-            scheduler.step(watched, epoch);
+            optimizer.LearningRate = scheduler.Step(watched, optimizer.LearningRate);
             progress?.Invoke(new TrainingProgress(epoch, _options.Epochs, stepsPerEpoch, stepsPerEpoch, trainLoss,
-                images / Math.Max(1e-9, clock.Elapsed.TotalSeconds), CurrentLearningRate(optimizer), validationLoss, validationPaMiou, true));
+                images / Math.Max(1e-9, clock.Elapsed.TotalSeconds), optimizer.LearningRate, validationLoss, validationPaMiou, true));
 
             if (watched < best * (1 - _options.LearningRateThreshold)) { best = watched; epochsWithoutImprovement = 0; }
             else epochsWithoutImprovement++;
@@ -104,24 +103,22 @@ internal sealed class LmaeTrainer
     }
 
     /// <summary>One optimisation step in its own dispose scope; returns the loss.</summary>
-    private float Step(optim.Optimizer optimizer, List<WindowSample> samples, Tensor? classWeights, int epoch, int step)
+    private float Step(AdamOptimizer optimizer, List<WindowSample> samples, Tensor? classWeights, int epoch, int step)
     {
         using var scope = NewDisposeScope();
         _model.train();
         using var inputs = WindowBatch.ToInputs(samples, _config, _device);
         var targets = WindowBatch.Targets(samples, _config, _device);
         var loss = LmaeLoss.Compute(_model.forward(inputs), targets, classWeights);
-        optimizer.zero_grad();
+        optimizer.ZeroGrad();
         loss.backward();
         float value = loss.item<float>();
         if (!float.IsFinite(value))
             throw new InvalidOperationException(
                 $"Training loss is {value} at epoch {epoch}, step {step}; batch: {string.Join(", ", samples.Select(s => s.Source))}.");
-        optimizer.step();
+        optimizer.Step();
         return value;
     }
-
-    private static double CurrentLearningRate(optim.Optimizer optimizer) => optimizer.ParamGroups.First().LearningRate;
 
     private Task<List<WindowSample>> PrepareAsync(IReadOnlyList<SegmentationExample> train, int[] batch, int epoch, int step)
         => Task.Run(() =>
