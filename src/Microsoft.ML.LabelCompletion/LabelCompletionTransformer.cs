@@ -220,7 +220,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         // LmaeConfig:
         //   int: number of classes C; byte: unknown label; int: patch size; int: training size;
         //   int: encoder width, depth, heads; int: decoder width, depth, heads; int: MLP ratio; int: activation;
-        //   bool: image patch supplement; int: label prior mode; float: window overlap; int: pixel refinement channels
+        //   bool: image patch supplement; int: label prior mode; float: window overlap; int: pixel refinement channels;
+        //   bool: directional prior
         // int: string id of the image, label, output, confidence and completion-mask column names (5 ids)
         // inference options:
         //   int: mask selector; float: inference mask ratio; byte: background class; int: mask seed; int: inference batch size
@@ -253,6 +254,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         w.Write((int)c.LabelPrior);
         w.Write(c.WindowOverlap);
         w.Write(c.RefinementChannels);
+        w.Write(c.DirectionalPrior);
 
         var o = _options;
         ctx.SaveNonEmptyString(o.ImageColumnName);
@@ -296,6 +298,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         WriteNullable(w, o.NumberOfThreads);
         w.Write(o.WindowOverlap);
         w.Write(o.PixelRefinementChannels);
+        w.Write(o.DirectionalPrior);
 
         byte[]? hash = null;
         long length = 0;
@@ -346,7 +349,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             UseImagePatchSupplement: r.ReadBoolean(),
             LabelPrior: ReadEnum<LabelPriorMode>(host, r),
             WindowOverlap: r.ReadSingle(),
-            RefinementChannels: r.ReadInt32());
+            RefinementChannels: r.ReadInt32(),
+            DirectionalPrior: r.ReadBoolean());
         host.CheckDecode(config.NumberOfClasses > 0 && config.NumberOfClasses <= 256, "Label completion model: the class count is out of range.");
         host.CheckDecode(config.PatchSize > 0 && config.TrainingSize > 0, "Label completion model: the patch or training size is not positive.");
 
@@ -393,6 +397,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             NumberOfThreads = ReadNullable(r),
             WindowOverlap = r.ReadSingle(),
             PixelRefinementChannels = r.ReadInt32(),
+            DirectionalPrior = r.ReadBoolean(),
         };
         host.CheckDecode(o.InferenceBatchSize > 0, "Label completion model: the inference batch size is not positive.");
 
