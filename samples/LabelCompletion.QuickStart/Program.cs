@@ -13,7 +13,6 @@ using Microsoft.ML.LabelCompletion;
 using Microsoft.ML.LabelCompletion.Data;
 using Microsoft.ML.LabelCompletion.Evaluation;
 using Microsoft.ML.LabelCompletion.Synthetic;
-using LabelCompletion.QuickStart;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 string output = Path.GetFullPath(args.Length > 0 ? args[0] : Path.Combine("artifacts", "quickstart"));

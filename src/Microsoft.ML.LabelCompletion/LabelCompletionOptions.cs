@@ -188,6 +188,12 @@ public sealed class LabelCompletionOptions
     /// <summary>Stop when the watched loss has not improved for this many epochs; 0 turns early stopping off. Default 0.</summary>
     public int EarlyStoppingPatience;
 
+    /// <summary>
+    /// Wall-clock budget of training: no new epoch starts once it is spent (the running epoch finishes, so the model is
+    /// always a whole number of epochs). Null: <see cref="Epochs"/> alone decides. Default null.
+    /// </summary>
+    public TimeSpan? TrainingTimeLimit;
+
     /// <summary>Seed for weights, masks and augmentation; null takes the <c>MLContext</c>'s seed (or 0 when it has none). Default null.</summary>
     public int? Seed;
 

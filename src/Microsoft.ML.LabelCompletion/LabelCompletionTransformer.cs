@@ -299,6 +299,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         w.Write(o.WindowOverlap);
         w.Write(o.PixelRefinementChannels);
         w.Write(o.DirectionalPrior);
+        w.Write(o.TrainingTimeLimit.HasValue);
+        w.Write(o.TrainingTimeLimit?.Ticks ?? 0L);
 
         byte[]? hash = null;
         long length = 0;
@@ -398,6 +400,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             WindowOverlap = r.ReadSingle(),
             PixelRefinementChannels = r.ReadInt32(),
             DirectionalPrior = r.ReadBoolean(),
+            TrainingTimeLimit = ReadTimeSpan(r),
         };
         host.CheckDecode(o.InferenceBatchSize > 0, "Label completion model: the inference batch size is not positive.");
 
@@ -446,6 +449,13 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     {
         w.Write(value.HasValue);
         w.Write(value ?? 0);
+    }
+
+    private static TimeSpan? ReadTimeSpan(BinaryReader reader)
+    {
+        bool has = reader.ReadBoolean();
+        long ticks = reader.ReadInt64();
+        return has ? TimeSpan.FromTicks(ticks) : null;
     }
 
     private static int? ReadNullable(BinaryReader r)

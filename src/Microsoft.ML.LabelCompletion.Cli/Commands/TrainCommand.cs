@@ -37,6 +37,8 @@ internal static class TrainCommand
         var patch = new Option<int?>("--patch") { Description = "Patch size in pixels (default: the preset's, Tiny 8, Small/Paper 16).", HelpName = "N" };
         var crop = new Option<int?>("--crop") { Description = "Side of the square training crop, also the inference window (default 224).", HelpName = "N" };
         var noAugment = new Option<bool>("--no-augment") { Description = "Turn off random scale, crop and flip." };
+        var directional = new Option<bool>("--directional") { Description = "The pixel refinement also reads the nearest known labels left, right, above and below (needs --refine)." };
+        var minutes = new Option<double?>("--minutes") { Description = "Training time budget: no epoch starts after it (default: none, --epochs decides).", HelpName = "M" };
         var refine = new Option<int?>("--refine") { Description = "Hidden channels of the pixel-level refinement head (0 = off, the paper's model).", HelpName = "N" };
         var classes = CommonOptions.Classes();
         var unknown = CommonOptions.Unknown();
@@ -44,7 +46,7 @@ internal static class TrainCommand
         var command = new System.CommandLine.Command("train", "Train an L-MAE model and save it as an ML.NET zip, with training curves.")
         {
             data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
-            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, classes, unknown,
+            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, directional, minutes, classes, unknown,
         };
         command.SetAction(parse =>
         {
@@ -81,6 +83,10 @@ internal static class TrainCommand
             if (Positive(parse.GetValue(crop), "--crop") is int c) options.TrainingSize = c;
             if (parse.GetValue(refine) is int r)
                 options.PixelRefinementChannels = r >= 0 ? r : throw new CliException($"--refine must be 0 or more, not {r}.");
+            options.DirectionalPrior = parse.GetValue(directional);
+            if (parse.GetValue(minutes) is double budget)
+                options.TrainingTimeLimit = budget > 0 && double.IsFinite(budget) ? TimeSpan.FromMinutes(budget) : throw new CliException($"--minutes must be positive, not {budget}.");
+            if (options.DirectionalPrior && options.PixelRefinementChannels == 0) throw new CliException("--directional needs --refine N.");
             if (parse.GetValue(maskRatio) is float m)
                 options.MaskRatio = m is > 0 and < 1 ? m : throw new CliException($"--mask-ratio must be in (0, 1), not {m}.");
             if (parse.GetValue(learningRate) is double lr)

@@ -61,6 +61,7 @@ internal sealed class LmaeTrainer
         double best = double.PositiveInfinity;
         int epochsWithoutImprovement = 0;
 
+        var trainingClock = Stopwatch.StartNew();
         for (int epoch = 1; epoch <= _options.Epochs; epoch++)
         {
             var order = Enumerable.Range(0, train.Count).ToArray();
@@ -99,6 +100,7 @@ internal sealed class LmaeTrainer
             if (watched < best * (1 - _options.LearningRateThreshold)) { best = watched; epochsWithoutImprovement = 0; }
             else epochsWithoutImprovement++;
             if (_options.EarlyStoppingPatience > 0 && epochsWithoutImprovement >= _options.EarlyStoppingPatience) break;
+            if (_options.TrainingTimeLimit is TimeSpan limit && trainingClock.Elapsed >= limit) break;
         }
     }
 
