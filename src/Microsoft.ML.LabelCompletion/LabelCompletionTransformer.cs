@@ -47,7 +47,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     internal const string WeightsEntryName = "LmaeWeights";
 
     /// <summary>Version of the saved layout (the <c>Binary format</c> below); bump it, and keep reading the old ones, when it changes.</summary>
-    internal const int FormatVersion = 1;
+    internal const int FormatVersion = 2;
 
     private const int HashLength = 32;
 
@@ -96,6 +96,15 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     public string Device => _engine.Device.ToString();
 
     internal LabelCompletionEngine Engine => _engine;
+
+    /// <summary>
+    /// The version of this library that saved the model this transformer was loaded from; null for a model trained in this
+    /// process or loaded from a file of format version 1 (which did not record it).
+    /// </summary>
+    public string? SavedByLibraryVersion { get; private init; }
+
+    /// <summary>Class names, one per class, when the options gave them (<see cref="LabelCompletionOptions.ClassNames"/>); else null.</summary>
+    public IReadOnlyList<string>? ClassNames => _options.ClassNames;
 
     /// <summary>
     /// Completes the label maps of <paramref name="input"/> lazily (see the class remarks); the output has the input's columns
@@ -201,8 +210,9 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     private static VersionInfo GetVersionInfo()
         => new VersionInfo(
             modelSignature: ModelSignature,
-            verWrittenCur: 0x00010001, // Initial: LmaeConfig, options, SHA-256 checked weights.
-            verReadableCur: 0x00010001,
+            verWrittenCur: 0x00010002, // 0x00010001 initial: LmaeConfig, options, SHA-256 checked weights.
+                                       // 0x00010002 adds library version, class names, palette and the checkpoint options.
+            verReadableCur: 0x00010002,
             verWeCanReadBack: 0x00010001,
             loaderSignature: LoaderSignature,
             loaderAssemblyName: typeof(LabelCompletionTransformer).Assembly.FullName);
@@ -233,6 +243,11 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         // binary stream "LmaeWeights": the network's weights (LabelCompletionEngine.SaveWeights, TorchSharp state dict)
         // long: byte length of the weights stream
         // byte[32]: SHA-256 of the weights stream
+        // format version 2 and later:
+        //   string: version of the library that saved the model
+        //   int: number of class names (-1: none), then that many strings
+        //   int: palette length in bytes (-1: none; else 3 x C: R, G, B per class), then those bytes
+        //   (bool, string): checkpoint directory; int: checkpoint every steps; bool: resume from checkpoint
         var w = ctx.Writer;
         w.Write(FormatVersion);
 
@@ -313,6 +328,16 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         Host.Check(hash is not null && hash.Length == HashLength, "The weights stream was not written.");
         w.Write(length);
         w.Write(hash!);
+
+        w.Write(LibraryInfo.Version);
+        w.Write(o.ClassNames?.Length ?? -1);
+        foreach (var name in o.ClassNames ?? []) w.Write(name);
+        w.Write(o.Palette?.Length ?? -1);
+        if (o.Palette is not null) w.Write(o.Palette);
+        w.Write(o.CheckpointDirectory is not null);
+        w.Write(o.CheckpointDirectory ?? "");
+        w.Write(o.CheckpointEverySteps);
+        w.Write(o.ResumeFromCheckpoint);
     }
 
     /// <summary>Reads a model written by <see cref="SaveModel"/> (the <see cref="SignatureLoadModel"/> factory).</summary>
@@ -327,8 +352,10 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         // (see SaveModel)
         var r = ctx.Reader;
         int format = r.ReadInt32();
-        if (format != FormatVersion)
-            throw host.ExceptDecode($"Label completion model: layout version {format} is not supported by this library (it reads version {FormatVersion}).");
+        if (format > FormatVersion)
+            throw host.ExceptDecode($"Label completion model: format version {format} was written by a newer version of this library (this one, {LibraryInfo.Version}, reads versions 1 to {FormatVersion}); update Microsoft.ML.LabelCompletion.");
+        if (format < 1)
+            throw host.ExceptDecode($"Label completion model: format version {format} is not valid; the model data is corrupted.");
 
         var config = new LmaeConfig(
             NumberOfClasses: r.ReadInt32(),
@@ -430,7 +457,39 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         if (readError is not null || engine is null)
             throw host.ExceptDecode($"Label completion model: the '{WeightsEntryName}' entry could not be read: {readError?.Message}");
 
-        return new LabelCompletionTransformer(env, engine, o, ownsEngine: true);
+        string? savedBy = null;
+        try
+        {
+            if (format >= 2)
+            {
+                savedBy = r.ReadString();
+                int names = r.ReadInt32();
+                host.CheckDecode(names == -1 || names == config.NumberOfClasses,
+                    $"Label completion model: {names} class names for {config.NumberOfClasses} classes.");
+                if (names >= 0)
+                {
+                    o.ClassNames = new string[names];
+                    for (int i = 0; i < names; i++) o.ClassNames[i] = r.ReadString();
+                }
+                int palette = r.ReadInt32();
+                host.CheckDecode(palette == -1 || palette == 3 * config.NumberOfClasses,
+                    $"Label completion model: a palette of {palette} bytes for {config.NumberOfClasses} classes.");
+                if (palette >= 0) o.Palette = r.ReadBytes(palette);
+                host.CheckDecode(o.Palette is null || o.Palette.Length == palette, "Label completion model: the palette is truncated.");
+                bool hasDirectory = r.ReadBoolean();
+                string directory = r.ReadString();
+                o.CheckpointDirectory = hasDirectory ? directory : null;
+                o.CheckpointEverySteps = r.ReadInt32();
+                o.ResumeFromCheckpoint = r.ReadBoolean();
+            }
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+
+        return new LabelCompletionTransformer(env, engine, o, ownsEngine: true) { SavedByLibraryVersion = savedBy };
     }
 
     /// <summary>The <see cref="SignatureLoadRowMapper"/> factory: the per-row mapper of a saved model.</summary>
