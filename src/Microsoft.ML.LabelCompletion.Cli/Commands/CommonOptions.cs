@@ -1,0 +1,86 @@
+using System.CommandLine;
+using System.Globalization;
+
+namespace Microsoft.ML.LabelCompletion.Cli.Commands;
+
+/// <summary>Options shared by several commands.</summary>
+internal static class CommonOptions
+{
+    public static Option<string> Data(string description) => new("--data") { Description = description, Required = true, HelpName = "DIR" };
+
+    public static Option<string> Format()
+    {
+        var option = new Option<string>("--format")
+        {
+            Description = "Layout of --data: camvid ({split}/ + {split}annot/), voc (JPEGImages/ + SegmentationClass/), cityscapes "
+                + "(leftImg8bit/ + gtFine/), pairs (images/ + labels/ folders, per split or flat, or a {split}.txt list of 'image label' lines).",
+            Required = true,
+        };
+        option.AcceptOnlyFromAmong(DataSets.FormatNames);
+        return option;
+    }
+
+    public static Option<string> Split(string defaultSplit) => new("--split")
+    {
+        Description = $"Split to read (train, val, test; for pairs the {{split}} sub-folder or list file when there is one). Default {defaultSplit}.",
+        DefaultValueFactory = _ => defaultSplit,
+    };
+
+    public static Option<string> Device()
+    {
+        var option = new Option<string>("--device")
+        {
+            Description = "cpu, or cuda (GPU 0, no fallback to the CPU; needs the CUDA libtorch build: -p:LabelCompletionTorchBackend=cuda).",
+            DefaultValueFactory = _ => "cpu",
+        };
+        option.AcceptOnlyFromAmong("cpu", "cuda");
+        return option;
+    }
+
+    public static Option<int?> Threads() => new("--threads") { Description = "Intra-op threads TorchSharp may use (default: all cores).", HelpName = "N" };
+
+    public static Option<int?> Classes() => new("--classes")
+    {
+        Description = "pairs only: number of classes (default: classes.txt beside the folders, else the largest label value + 1).",
+        HelpName = "N",
+    };
+
+    public static Option<int> Unknown() => new("--unknown")
+    {
+        Description = "pairs only: the label value that marks unknown pixels. Default 255.",
+        DefaultValueFactory = _ => 255,
+        HelpName = "VALUE",
+    };
+
+    /// <summary>Sets the context's device: <c>cuda</c> is GPU 0 without fallback to the CPU.</summary>
+    public static void ApplyDevice(MLContext ml, string device)
+    {
+        if (device == "cuda")
+        {
+            ml.GpuDeviceId = 0;
+            ml.FallbackToCpu = false;
+        }
+    }
+
+    /// <summary>Sets TorchSharp's intra-op thread count when one was given.</summary>
+    public static void ApplyThreads(int? threads)
+    {
+        if (threads is not int n) return;
+        if (n < 1) throw new CliException($"--threads must be at least 1, not {n}.");
+        TorchSharp.torch.set_num_threads(n);
+    }
+
+    /// <summary>Checks an unknown value given on the command line.</summary>
+    public static byte UnknownValue(int value) =>
+        value is >= 0 and <= 255 ? (byte)value : throw new CliException($"--unknown must be 0..255, not {value}.");
+
+    /// <summary>Parses a comma-separated list of ratios in (0, 1).</summary>
+    public static double[] Ratios(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0) throw new CliException("--ratios is empty; give e.g. 0.5,0.6.");
+        return parts.Select(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out double r) && r > 0 && r < 1
+            ? r
+            : throw new CliException($"--ratios: '{p}' is not a ratio in (0, 1).")).Distinct().ToArray();
+    }
+}

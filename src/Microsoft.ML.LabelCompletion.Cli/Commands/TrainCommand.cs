@@ -1,0 +1,183 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Microsoft.ML.LabelCompletion.Data;
+
+namespace Microsoft.ML.LabelCompletion.Cli.Commands;
+
+/// <summary>
+/// <c>lmae train</c>: trains an L-MAE through the ML.NET pipeline (<c>mlContext.Transforms.CompleteLabels(options).Fit</c>), saves it
+/// with <c>mlContext.Model.Save</c>, and writes the training curves as <c>&lt;out&gt;.curves.csv</c> and <c>&lt;out&gt;.curves.png</c>.
+/// </summary>
+internal static class TrainCommand
+{
+    public static System.CommandLine.Command Create(CliConsole console)
+    {
+        var data = CommonOptions.Data("Training data folder (or list file for pairs).");
+        var format = CommonOptions.Format();
+        var split = CommonOptions.Split("train");
+        var output = new Option<string>("--out") { Description = "Model zip to write (plus <out>.curves.csv and <out>.curves.png).", Required = true, HelpName = "FILE" };
+        var config = new Option<string>("--config") { Description = "Network size preset: Tiny, Small or Paper. Default Small.", DefaultValueFactory = _ => "Small" };
+        config.AcceptOnlyFromAmong("Tiny", "Small", "Paper", "tiny", "small", "paper");
+        var epochs = new Option<int?>("--epochs") { Description = "Passes over the training data (default 40).", HelpName = "N" };
+        var maskRatio = new Option<float?>("--mask-ratio") { Description = "Share of patches masked per training sample (default 0.5).", HelpName = "M" };
+        var validation = new Option<string?>("--val") { Description = "Validation data folder, same format: per-epoch validation loss and PA-mIoU; the learning-rate schedule watches its loss.", HelpName = "DIR" };
+        var validationSplit = new Option<string>("--val-split") { Description = "Split of --val. Default val.", DefaultValueFactory = _ => "val" };
+        var device = CommonOptions.Device();
+        var threads = CommonOptions.Threads();
+        var seed = new Option<int>("--seed") { Description = "Seed of weights, masks and augmentation. Default 1.", DefaultValueFactory = _ => 1 };
+        var batch = new Option<int?>("--batch") { Description = "Images per optimisation step (default 8).", HelpName = "N" };
+        var learningRate = new Option<double?>("--lr") { Description = "Adam learning rate (default 1e-4).", HelpName = "X" };
+        var noIps = new Option<bool>("--no-ips") { Description = "Replace the Image Patch Supplement by one learned mask token (the MAE baseline)." };
+        var labelPrior = new Option<string?>("--label-prior") { Description = "Label prior from the NearestKnown fill: none (the paper's model), ips, ips-logits (default)." };
+        labelPrior.AcceptOnlyFromAmong("none", "ips", "ips-logits");
+        var classWeights = new Option<string?>("--class-weights") { Description = "Loss class weights: none, eq10 (the paper's eq. 10, default), median (median frequency)." };
+        classWeights.AcceptOnlyFromAmong("none", "eq10", "median");
+        var patch = new Option<int?>("--patch") { Description = "Patch size in pixels (default: the preset's, Tiny 8, Small/Paper 16).", HelpName = "N" };
+        var crop = new Option<int?>("--crop") { Description = "Side of the square training crop, also the inference window (default 224).", HelpName = "N" };
+        var noAugment = new Option<bool>("--no-augment") { Description = "Turn off random scale, crop and flip." };
+        var classes = CommonOptions.Classes();
+        var unknown = CommonOptions.Unknown();
+
+        var command = new System.CommandLine.Command("train", "Train an L-MAE model and save it as an ML.NET zip, with training curves.")
+        {
+            data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
+            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, classes, unknown,
+        };
+        command.SetAction(parse =>
+        {
+            var ml = new MLContext(seed: parse.GetValue(seed));
+            CommonOptions.ApplyDevice(ml, parse.GetValue(device)!);
+            byte unknownValue = CommonOptions.UnknownValue(parse.GetValue(unknown));
+            string fmt = parse.GetValue(format)!;
+            string outPath = Path.GetFullPath(parse.GetValue(output)!);
+            if (Directory.Exists(outPath)) throw new CliException($"--out '{outPath}' is a folder; give the model zip's file name.");
+
+            var train = DataSets.Open(ml, parse.GetValue(data)!, fmt, parse.GetValue(split)!, parse.GetValue(classes), unknownValue, console);
+            console.Out.WriteLine($"training data: {train.Description}, {train.NumberOfClasses} classes");
+            OpenedData? val = null;
+            if (parse.GetValue(validation) is string valDir)
+            {
+                val = DataSets.Open(ml, valDir, fmt, parse.GetValue(validationSplit)!, train.NumberOfClasses, unknownValue);
+                console.Out.WriteLine($"validation data: {val.Description}");
+            }
+
+            var options = new LabelCompletionOptions
+            {
+                NumberOfClasses = train.NumberOfClasses,
+                UnknownLabel = train.UnknownLabel,
+                ModelSize = Enum.Parse<LabelCompletionModelSize>(parse.GetValue(config)!, ignoreCase: true),
+                Seed = parse.GetValue(seed),
+                ValidationSet = val?.View,
+                UseImagePatchSupplement = !parse.GetValue(noIps),
+                Augment = !parse.GetValue(noAugment),
+                PatchSize = Positive(parse.GetValue(patch), "--patch"),
+                NumberOfThreads = Positive(parse.GetValue(threads), "--threads"),
+            };
+            if (Positive(parse.GetValue(epochs), "--epochs") is int e) options.Epochs = e;
+            if (Positive(parse.GetValue(batch), "--batch") is int b) options.BatchSize = b;
+            if (Positive(parse.GetValue(crop), "--crop") is int c) options.TrainingSize = c;
+            if (parse.GetValue(maskRatio) is float m)
+                options.MaskRatio = m is > 0 and < 1 ? m : throw new CliException($"--mask-ratio must be in (0, 1), not {m}.");
+            if (parse.GetValue(learningRate) is double lr)
+                options.LearningRate = lr > 0 && double.IsFinite(lr) ? lr : throw new CliException($"--lr must be positive, not {lr}.");
+            if (parse.GetValue(labelPrior) is string prior)
+            {
+                options.LabelPrior = prior switch
+                {
+                    "none" => LabelPriorMode.None,
+                    "ips" => LabelPriorMode.ImagePatchSupplement,
+                    _ => LabelPriorMode.ImagePatchSupplementAndLogits,
+                };
+            }
+            if (parse.GetValue(classWeights) is string weights)
+            {
+                options.ClassWeighting = weights switch
+                {
+                    "none" => ClassWeighting.None,
+                    "median" => ClassWeighting.MedianFrequency,
+                    _ => ClassWeighting.Equation10,
+                };
+            }
+
+            console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"training {options.ModelSize} for {options.Epochs} epochs, batch {options.BatchSize}, lr {options.LearningRate:G3}, mask ratio {options.MaskRatio}, device {parse.GetValue(device)}, seed {options.Seed}"));
+            var clock = Stopwatch.StartNew();
+            LabelCompletionTransformer model;
+            IReadOnlyList<EpochRecord> curves;
+            using (var monitor = new TrainingMonitor(ml, console))
+            {
+                try
+                {
+                    model = Fit(ml, options, train);
+                }
+                finally
+                {
+                    monitor.Finish();
+                }
+                curves = monitor.Epochs;
+            }
+            using (model)
+            {
+                ModelFiles.Save(ml, model, train.View.Schema, outPath);
+            }
+            console.Out.WriteLine($"model: {outPath} ({new FileInfo(outPath).Length / 1024.0:F0} KiB, trained in {clock.Elapsed.TotalSeconds:F0} s)");
+
+            if (curves.Count == 0)
+            {
+                console.Warn("the trainer reported no epochs through MLContext.Log; no training curves were written.");
+                return LmaeCli.Success;
+            }
+            string csv = outPath + ".curves.csv", png = outPath + ".curves.png";
+            SegmentationFiles.WriteAtomically(csv, s =>
+            {
+                using var writer = new StreamWriter(s, new UTF8Encoding(false), leaveOpen: true);
+                writer.Write(CurvesCsv(curves));
+            });
+            WriteCurvesPlot(png, curves, Path.GetFileName(outPath));
+            console.Out.WriteLine($"curves: {csv}, {png}");
+            return LmaeCli.Success;
+        });
+        return command;
+    }
+
+    /// <summary>The training curves as CSV: <c>epoch,train_loss,val_loss,val_pa_miou,lr,seconds</c>; missing values are empty.</summary>
+    internal static string CurvesCsv(IReadOnlyList<EpochRecord> curves)
+    {
+        var text = new StringBuilder("epoch,train_loss,val_loss,val_pa_miou,lr,seconds\n");
+        foreach (var r in curves)
+        {
+            text.Append(CultureInfo.InvariantCulture,
+                $"{r.Epoch},{r.TrainLoss:R},{(r.ValidationLoss is double vl ? vl.ToString("R", CultureInfo.InvariantCulture) : "")},"
+                + $"{(r.ValidationPaMiou is double pa ? pa.ToString("R", CultureInfo.InvariantCulture) : "")},{r.LearningRate:R},{r.Seconds:F1}\n");
+        }
+        return text.ToString();
+    }
+
+    private static LabelCompletionTransformer Fit(MLContext ml, LabelCompletionOptions options, OpenedData train)
+    {
+        try
+        {
+            return ml.Transforms.CompleteLabels(options).Fit(train.View);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CliException($"bad training data: {DataSets.FirstLine(e.Message)}", e);
+        }
+    }
+
+    private static void WriteCurvesPlot(string path, IReadOnlyList<EpochRecord> curves, string title)
+    {
+        var losses = new List<ChartSeries> { new("train loss", curves.Select(r => r.TrainLoss).ToArray()) };
+        if (curves.Any(r => r.ValidationLoss.HasValue))
+            losses.Add(new ChartSeries("val loss", curves.Select(r => r.ValidationLoss ?? double.NaN).ToArray()));
+        var panels = new List<(string, IReadOnlyList<ChartSeries>)> { ("loss", losses) };
+        if (curves.Any(r => r.ValidationPaMiou.HasValue))
+            panels.Add(("val PA-mIoU (%)", new[] { new ChartSeries("val PA-mIoU", curves.Select(r => r.ValidationPaMiou ?? double.NaN).ToArray()) }));
+        Charts.WriteLineCharts(path, $"L-MAE training: {title}", panels, "epoch");
+    }
+
+    private static int? Positive(int? value, string name) =>
+        value is int v && v < 1 ? throw new CliException($"{name} must be at least 1, not {v}.") : value;
+}

@@ -1,0 +1,95 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.ML.LabelCompletion.Cli.Commands;
+
+namespace Microsoft.ML.LabelCompletion.Cli;
+
+/// <summary>
+/// The <c>lmae</c> command line: <c>train</c>, <c>complete</c>, <c>evaluate</c> and <c>bench</c>. Wrong arguments and user mistakes
+/// (a missing folder, a wrong format, a zip that is not an L-MAE model) are reported as one line on standard error with a
+/// non-zero exit code; <c>--verbose</c> adds the stack trace.
+/// </summary>
+public static class LmaeCli
+{
+    /// <summary>Exit code of a successful run.</summary>
+    public const int Success = 0;
+
+    /// <summary>Exit code when a command failed while running (bad data, missing files, not a model).</summary>
+    public const int Failure = 1;
+
+    /// <summary>Exit code for wrong command-line arguments.</summary>
+    public const int UsageError = 2;
+
+    /// <summary>Runs <c>lmae</c> on the process console (progress drawn in place when standard output is a terminal).</summary>
+    /// <param name="args">Command-line arguments.</param>
+    /// <returns>The exit code (<see cref="Success"/>, <see cref="Failure"/> or <see cref="UsageError"/>).</returns>
+    public static int Run(string[] args) => Run(args, Console.Out, Console.Error, interactive: !Console.IsOutputRedirected);
+
+    /// <summary>Runs <c>lmae</c> in-process with its output captured (for tests and hosts): progress is written as plain lines.</summary>
+    /// <param name="args">Command-line arguments.</param>
+    /// <param name="output">Receives standard output.</param>
+    /// <param name="error">Receives standard error.</param>
+    /// <returns>The exit code (<see cref="Success"/>, <see cref="Failure"/> or <see cref="UsageError"/>).</returns>
+    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, interactive: false);
+
+    private static int Run(string[] args, TextWriter output, TextWriter error, bool interactive)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var console = new CliConsole(output, error, interactive);
+        var verbose = new Option<bool>("--verbose") { Description = "Print the stack trace of errors.", Recursive = true };
+        var root = new RootCommand("lmae: complete partially annotated segmentation labels with L-MAE (Microsoft.ML.LabelCompletion).")
+        {
+            TrainCommand.Create(console),
+            CompleteCommand.Create(console),
+            EvaluateCommand.Create(console),
+            BenchCommand.Create(console),
+        };
+        root.Add(verbose);
+
+        var culture = CultureInfo.CurrentCulture;
+        // Numbers in messages, CSV and JSON, and in the trainer's log lines that the progress display reads, are invariant.
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+        try
+        {
+            var parse = root.Parse(args);
+            if (parse.Errors.Count > 0)
+            {
+                string command = parse.CommandResult.Command is RootCommand ? "lmae" : $"lmae {parse.CommandResult.Command.Name}";
+                // One line: every parse error, most specific first (an unrecognized token explains a missing command), whitespace collapsed.
+                var messages = parse.Errors.Select(e => OneLine(e.Message)).Distinct()
+                    .OrderBy(m => m.StartsWith("Unrecognized", StringComparison.Ordinal) ? 0 : 1);
+                error.WriteLine($"lmae: {string.Join(" ", messages)} (see '{command} --help')");
+                return UsageError;
+            }
+            try
+            {
+                // Until TorchSharp's Scalar finalizer race is fixed, no finalizer runs while a command uses libtorch (FinalizerGate.cs).
+                using var finalizerGate = new FinalizerGate();
+                return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                if (e is OperationCanceledException) error.WriteLine("lmae: cancelled.");
+                else error.WriteLine($"lmae: error: {Describe(e)}");
+                if (parse.GetValue(verbose)) error.WriteLine(e.ToString());
+                return Failure;
+            }
+        }
+        finally
+        {
+            CultureInfo.CurrentCulture = culture;
+        }
+    }
+
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split((char[])['\r', '\n', '\t', ' '], StringSplitOptions.RemoveEmptyEntries));
+
+    /// <summary>One line for an exception: the user-facing message, with the innermost ML.NET/IO cause when it says more.</summary>
+    private static string Describe(Exception e)
+    {
+        if (e is CliException) return e.Message;
+        var inner = e;
+        while (inner is System.Reflection.TargetInvocationException or AggregateException && inner.InnerException is not null) inner = inner.InnerException;
+        return DataSets.FirstLine($"{inner.Message}");
+    }
+}

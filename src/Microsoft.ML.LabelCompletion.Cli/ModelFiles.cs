@@ -1,0 +1,60 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.LabelCompletion.Cli;
+
+/// <summary>Saving and loading L-MAE model zips with plain <c>mlContext.Model.Save/Load</c>, with errors a user can act on.</summary>
+internal static class ModelFiles
+{
+    /// <summary>Loads <paramref name="path"/> and returns its label-completion transformer.</summary>
+    /// <exception cref="CliException">The file is missing, is not an ML.NET model zip, or holds another kind of model.</exception>
+    public static LabelCompletionTransformer Load(MLContext ml, string path)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new CliException("--model is empty.");
+        if (Directory.Exists(path)) throw new CliException($"the model '{path}' is a folder; give the model zip written by 'lmae train'.");
+        if (!File.Exists(path)) throw new CliException($"the model file '{path}' does not exist.");
+        ITransformer loaded;
+        try
+        {
+            loaded = ml.Model.Load(path, out _);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // ML.NET wraps the loader's own message ("Label completion model: ...") in "Error during class instantiation".
+            var cause = e;
+            while (cause.InnerException is not null) cause = cause.InnerException;
+            throw new CliException($"'{path}' is not an L-MAE model zip: {DataSets.FirstLine(cause.Message)}", e);
+        }
+        switch (loaded)
+        {
+            case LabelCompletionTransformer model:
+                return model;
+            case TransformerChain<ITransformer> chain when chain.Count() == 1 && chain.LastTransformer is LabelCompletionTransformer only:
+                return only;
+            default:
+                (loaded as IDisposable)?.Dispose();
+                throw new CliException($"'{path}' is an ML.NET model but not an L-MAE label-completion model (it holds {Describe(loaded)}).");
+        }
+    }
+
+    /// <summary>Saves <paramref name="model"/> to <paramref name="path"/> atomically (a temporary file in the same folder, then a rename).</summary>
+    public static void Save(MLContext ml, ITransformer model, DataViewSchema inputSchema, string path)
+    {
+        string full = Path.GetFullPath(path);
+        string folder = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(folder);
+        string temp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            ml.Model.Save(model, inputSchema, temp);
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    private static string Describe(ITransformer transformer) => transformer is TransformerChain<ITransformer> chain
+        ? $"a chain of {string.Join(", ", chain.Select(t => t.GetType().Name))}"
+        : transformer.GetType().Name;
+}
