@@ -248,6 +248,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         //   int: number of class names (-1: none), then that many strings
         //   int: palette length in bytes (-1: none; else 3 x C: R, G, B per class), then those bytes
         //   (bool, string): checkpoint directory; int: checkpoint every steps; bool: resume from checkpoint
+        //   byte[32]: SHA-256 of the settings (ContentHash: the configuration, every option and the weights' SHA-256), so a
+        //             changed byte anywhere in the settings fails the load instead of silently changing the model's behaviour
         var w = ctx.Writer;
         w.Write(FormatVersion);
 
@@ -338,6 +340,35 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         w.Write(o.CheckpointDirectory ?? "");
         w.Write(o.CheckpointEverySteps);
         w.Write(o.ResumeFromCheckpoint);
+        w.Write(ContentHash(c, o, hash!));
+    }
+
+    /// <summary>
+    /// SHA-256 of what the model's behaviour depends on besides the weights' bytes: the configuration, every public option
+    /// (except the validation set and the cancellation token, which are never saved) and the weights' own SHA-256.
+    /// </summary>
+    private static byte[] ContentHash(LmaeConfig config, LabelCompletionOptions options, byte[] weightsHash)
+    {
+        var text = new System.Text.StringBuilder();
+        text.Append(config).Append('\n');
+        foreach (var field in typeof(LabelCompletionOptions).GetFields(BindingFlags.Public | BindingFlags.Instance).OrderBy(f => f.Name, StringComparer.Ordinal))
+        {
+            if (field.Name is nameof(LabelCompletionOptions.ValidationSet) or nameof(LabelCompletionOptions.CancellationToken)) continue;
+            object? value = field.GetValue(options);
+            string shown = value switch
+            {
+                null => "null",
+                string[] names => "[" + string.Join(",", names.Select(n => n.Length + ":" + n)) + "]",
+                byte[] bytes => Convert.ToHexString(bytes),
+                float f => BitConverter.SingleToInt32Bits(f).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                double d => BitConverter.DoubleToInt64Bits(d).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                IFormattable formattable => formattable.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+                _ => value.ToString() ?? "",
+            };
+            text.Append(field.Name).Append('=').Append(shown).Append('\n');
+        }
+        text.Append(Convert.ToHexString(weightsHash));
+        return System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString()));
     }
 
     /// <summary>Reads a model written by <see cref="SaveModel"/> (the <see cref="SignatureLoadModel"/> factory).</summary>
@@ -481,6 +512,9 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
                 o.CheckpointDirectory = hasDirectory ? directory : null;
                 o.CheckpointEverySteps = r.ReadInt32();
                 o.ResumeFromCheckpoint = r.ReadBoolean();
+                byte[] savedHash = r.ReadBytes(HashLength);
+                host.CheckDecode(savedHash.AsSpan().SequenceEqual(ContentHash(config, o, expectedHash)),
+                    "Label completion model: the model's settings are corrupted (their SHA-256 does not match what was saved).");
             }
         }
         catch
