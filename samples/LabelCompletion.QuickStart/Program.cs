@@ -16,8 +16,6 @@ using Microsoft.ML.LabelCompletion.Synthetic;
 using LabelCompletion.QuickStart;
 
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-// Until the TorchSharp Scalar finalizer race is fixed (see FinalizerGate.cs), no finalizer runs while this program uses libtorch.
-using var finalizerGate = new FinalizerGate();
 string output = Path.GetFullPath(args.Length > 0 ? args[0] : Path.Combine("artifacts", "quickstart"));
 int epochs = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 40;
 const int Width = 128, Height = 96, TrainCount = 192, ValidationCount = 12, TestCount = 16;

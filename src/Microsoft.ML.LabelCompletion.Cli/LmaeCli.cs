@@ -63,8 +63,6 @@ public static class LmaeCli
             }
             try
             {
-                // Until TorchSharp's Scalar finalizer race is fixed, no finalizer runs while a command uses libtorch (FinalizerGate.cs).
-                using var finalizerGate = new FinalizerGate();
                 return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
             }
             catch (Exception e) when (e is not OutOfMemoryException)

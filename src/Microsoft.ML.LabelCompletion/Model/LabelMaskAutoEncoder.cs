@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -79,7 +80,7 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         var index = inputs.VisibleIndex.unsqueeze(-1);
         var visible = fusedPatches.gather(1, index.expand(-1, -1, fusedPatches.shape[2]));
         var positions = Positions(inputs.Rows, inputs.Columns, de, inputs.Rgb.device).expand(visible.shape[0], -1, -1);
-        var tokens = _patchEmbed.forward(visible) + positions.gather(1, index.expand(-1, -1, de));
+        var tokens = _patchEmbed.forward(visible).add(positions.gather(1, index.expand(-1, -1, de)), TorchScalars.One);
         return _encoder.forward(tokens, inputs.VisibleKeyMask).MoveToOuterDisposeScope();
     }
 
@@ -95,14 +96,15 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
             : inputs.Rgb;
         var decoderTokens = cat([_supplement.forward(Patches.Patchify(supplementInput, p)), zeros(b, 1, dd, device: latent.device)], 1);
         decoderTokens = decoderTokens.scatter(1, inputs.InsertIndex.unsqueeze(-1).expand(-1, -1, dd), latent).narrow(1, 0, l);
-        decoderTokens = decoderTokens + Positions(inputs.Rows, inputs.Columns, dd, device: latent.device);
+        decoderTokens = decoderTokens.add(Positions(inputs.Rows, inputs.Columns, dd, device: latent.device), TorchScalars.One);
         var logits = Patches.Unpatchify(_decoder.forward(decoderTokens), p, inputs.Rows, inputs.Columns);
-        if (_priorScale is not null && priorOneHot is not null) logits = logits + _priorScale * priorOneHot;
+        if (_priorScale is not null && priorOneHot is not null) logits = logits.add(_priorScale * priorOneHot, TorchScalars.One);
         if (_refinement is not null)
         {
-            var known = inputs.Labels.ge(0).unsqueeze(1).to(ScalarType.Float32);
+            using var zero = 0L.ToScalar();
+            var known = inputs.Labels.ge(zero).unsqueeze(1).to(ScalarType.Float32);
             var prior = priorOneHot ?? zeros_like(logits);
-            logits = logits + _refinement.forward(cat([logits, prior, inputs.Rgb, known], 1));
+            logits = logits.add(_refinement.forward(cat([logits, prior, inputs.Rgb, known], 1)), TorchScalars.One);
         }
         return logits.MoveToOuterDisposeScope();
     }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.LabelCompletion.Model;
@@ -52,12 +53,14 @@ public static class LmaeLoss
     public static Tensor Compute(Tensor logits, Tensor targets, Tensor? classWeights)
     {
         using var scope = NewDisposeScope();
+        using var zero = 0L.ToScalar();
+        using var tiny = 1e-12.ToScalar();
         var perPixel = nn.functional.cross_entropy(logits, targets, classWeights, ignore_index: -1, reduction: nn.Reduction.None);
-        var counted = targets.ge(0);
+        var counted = targets.ge(zero);
         var pixelWeights = classWeights is null
             ? counted.to(ScalarType.Float32)
-            : classWeights.index_select(0, targets.clamp_min(0).flatten()).reshape(targets.shape) * counted;
-        var loss = perPixel.sum() / pixelWeights.sum().clamp_min(1e-12);
+            : classWeights.index_select(0, targets.clamp_min(zero).flatten()).reshape(targets.shape) * counted;
+        var loss = perPixel.sum() / pixelWeights.sum().clamp_min(tiny);
         return loss.MoveToOuterDisposeScope();
     }
 }

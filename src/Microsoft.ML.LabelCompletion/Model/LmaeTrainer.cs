@@ -63,8 +63,8 @@ internal sealed class LmaeTrainer
     {
         var weightsArray = LmaeLoss.ClassWeights(_options.ClassWeighting, ClassPixelCounts(train, _config.NumberOfClasses, _config.UnknownLabel));
         using var classWeights = _options.ClassWeighting == ClassWeighting.None ? null : tensor(weightsArray, ScalarType.Float32, _device);
-        using var optimizer = optim.Adam(_model.parameters(), _options.LearningRate, 0.9, 0.999, 1e-8, _options.WeightDecay);
-        var scheduler = new PlateauScheduler(optimizer, _options.LearningRateFactor, _options.LearningRatePatience, _options.LearningRateThreshold);
+        using var optimizer = new AdamOptimizer(_model.parameters(), _options.LearningRate, 0.9, 0.999, 1e-8, _options.WeightDecay);
+        var scheduler = new PlateauScheduler(_options.LearningRateFactor, _options.LearningRatePatience, _options.LearningRateThreshold);
         var validationSamples = validation is null ? null : ValidationSamples(validation);
         int batchSize = Math.Max(1, _options.BatchSize);
         int stepsPerEpoch = (train.Count + batchSize - 1) / batchSize;
@@ -114,7 +114,7 @@ internal sealed class LmaeTrainer
                     && at.Step < batches.Length)
                     checkpoints.Write(at, epochComplete: false);
                 progress?.Invoke(new TrainingProgress(epoch, _options.Epochs, at.Step, stepsPerEpoch, loss,
-                    (at.Images - imagesAtStart) / Math.Max(1e-9, clock.Elapsed.TotalSeconds), CurrentLearningRate(optimizer), null, null, false));
+                    (at.Images - imagesAtStart) / Math.Max(1e-9, clock.Elapsed.TotalSeconds), optimizer.LearningRate, null, null, false));
             }
             next?.Wait();
 
@@ -136,14 +136,14 @@ internal sealed class LmaeTrainer
                     throw new InvalidOperationException($"Validation loss is {validationLoss} at the end of epoch {epoch} (the training loss was {trainLoss}).");
             }
             double watched = validationLoss ?? trainLoss;
-            scheduler.Step(watched);
+            optimizer.LearningRate = scheduler.Step(watched, optimizer.LearningRate);
 
             if (watched < at.EarlyStoppingBest * (1 - _options.LearningRateThreshold)) { at.EarlyStoppingBest = watched; at.EpochsWithoutImprovement = 0; }
             else at.EpochsWithoutImprovement++;
             at.Stopped = _options.EarlyStoppingPatience > 0 && at.EpochsWithoutImprovement >= _options.EarlyStoppingPatience;
             checkpoints?.Write(at, epochComplete: true);
             progress?.Invoke(new TrainingProgress(epoch, _options.Epochs, stepsPerEpoch, stepsPerEpoch, trainLoss,
-                (at.Images - imagesAtStart) / Math.Max(1e-9, clock.Elapsed.TotalSeconds), CurrentLearningRate(optimizer), validationLoss, validationPaMiou, true));
+                (at.Images - imagesAtStart) / Math.Max(1e-9, clock.Elapsed.TotalSeconds), optimizer.LearningRate, validationLoss, validationPaMiou, true));
         }
     }
 
@@ -210,7 +210,7 @@ internal sealed class LmaeTrainer
 
     /// <summary>Writes checkpoints of one run into its folder, keeps the newest two, and finds the one to resume from.</summary>
     private sealed class CheckpointWriter(LmaeTrainer trainer, string directory, List<string> fingerprint,
-        TorchSharp.Modules.Adam optimizer, PlateauScheduler scheduler)
+        AdamOptimizer optimizer, PlateauScheduler scheduler)
     {
         private const int Keep = 2;
         private (int, int, int)? _lastWritten;
@@ -237,9 +237,10 @@ internal sealed class LmaeTrainer
             TrainingCheckpoint.Read(path, reader =>
             {
                 trainer._model.load(reader, strict: true);
-                optimizer.load_state_dict(reader);
+                optimizer.LoadState(reader);
             });
-            scheduler.Restore(header.SchedulerBest, header.SchedulerBadEpochs);
+            scheduler.Best = header.SchedulerBest;
+            scheduler.BadEpochs = header.SchedulerBadEpochs;
             _lastWritten = header.Order;
             return latest;
         }
@@ -252,14 +253,14 @@ internal sealed class LmaeTrainer
                 Fingerprint = fingerprint,
                 Epoch = at.Epoch, StepsDone = at.Step, EpochComplete = epochComplete, Finished = epochComplete && at.Stopped,
                 GlobalStep = at.GlobalStep, LossSum = at.LossSum, Images = at.Images,
-                LearningRate = CurrentLearningRate(optimizer), SchedulerBest = scheduler.Best, SchedulerBadEpochs = scheduler.BadEpochs,
+                LearningRate = optimizer.LearningRate, SchedulerBest = scheduler.Best, SchedulerBadEpochs = scheduler.BadEpochs,
                 EarlyStoppingBest = at.EarlyStoppingBest, EpochsWithoutImprovement = at.EpochsWithoutImprovement,
             };
             if (_lastWritten == checkpoint.Order) return;
             checkpoint.Write(directory, writer =>
             {
                 trainer._model.save(writer);
-                optimizer.save_state_dict(writer);
+                optimizer.SaveState(writer);
             });
             _lastWritten = checkpoint.Order;
             foreach (var old in TrainingCheckpoint.List(directory).OrderByDescending(TrainingCheckpoint.OrderOfName).Skip(Keep))
@@ -271,26 +272,28 @@ internal sealed class LmaeTrainer
     }
 
     /// <summary>One optimisation step in its own dispose scope; returns the loss.</summary>
-    private float Step(optim.Optimizer optimizer, List<WindowSample> samples, Tensor? classWeights, int epoch, int step)
+    private float Step(AdamOptimizer optimizer, List<WindowSample> samples, Tensor? classWeights, int epoch, int step)
     {
         using var scope = NewDisposeScope();
         _model.train();
         using var inputs = WindowBatch.ToInputs(samples, _config, _device);
         var targets = WindowBatch.Targets(samples, _config, _device);
         var loss = LmaeLoss.Compute(_model.forward(inputs), targets, classWeights);
-        if (InjectNonFiniteLoss?.Invoke(epoch, step) == true) loss = loss * float.NaN;
-        optimizer.zero_grad();
+        if (InjectNonFiniteLoss?.Invoke(epoch, step) == true)
+        {
+            using var nan = float.NaN.ToScalar();
+            loss = loss.mul(nan);
+        }
+        optimizer.ZeroGrad();
         loss.backward();
         float value = loss.item<float>();
         if (!float.IsFinite(value))
             throw new InvalidOperationException(
                 $"Training loss is {value} at epoch {epoch}, step {step}; batch: {string.Join(", ", samples.Select(s => s.Source))}. "
                 + "The weights were not updated; the last checkpoint, if any, holds the state before this step.");
-        optimizer.step();
+        optimizer.Step();
         return value;
     }
-
-    private static double CurrentLearningRate(optim.Optimizer optimizer) => optimizer.ParamGroups.First().LearningRate;
 
     private Task<List<WindowSample>> PrepareAsync(IReadOnlyList<SegmentationExample> train, int[] batch, int epoch, int step)
         => Task.Run(() =>

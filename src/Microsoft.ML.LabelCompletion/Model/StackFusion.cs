@@ -22,8 +22,11 @@ public static class StackFusion
     public static Tensor OneHot(Tensor labels, int numberOfClasses)
     {
         using var scope = NewDisposeScope();
-        // Unknown (-1) goes to an extra class C whose channel is dropped.
-        var shifted = labels.where(labels.ge(0), numberOfClasses);
+        // Unknown (-1) goes to an extra class C whose channel is dropped. Scalars are explicit and disposed here: an
+        // implicitly converted Scalar may be finalized while libtorch still reads it (TorchSharp 0.107).
+        using var zero = 0L.ToScalar();
+        using var extra = ((long)numberOfClasses).ToScalar();
+        var shifted = labels.masked_fill(labels.lt(zero), extra);
         var oneHot = nn.functional.one_hot(shifted, numberOfClasses + 1)
             .narrow(-1, 0, numberOfClasses)
             .permute(0, 3, 1, 2)

@@ -16,7 +16,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// int: epoch (1-based); int: steps done in that epoch; bool: epoch complete (validation, scheduler and early stopping done);
 /// bool: finished (last epoch done or early stopping fired); long: global step; double: loss sum; int: images (this epoch)
 /// double: learning rate; double: scheduler best; int: scheduler bad epochs; double: early-stopping best; int: epochs without improvement
-/// the network's weights (TorchSharp Module.save); Adam's state (TorchSharp Optimizer.save_state_dict)
+/// the network's weights (TorchSharp Module.save); Adam's state (AdamOptimizer.SaveState: step count, learning rate, moments)
 /// byte[32]: SHA-256 of every byte above
 /// </code>
 /// <para>

@@ -63,8 +63,8 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor x, Tensor? keyMask)
     {
         using var scope = NewDisposeScope();
-        var h = x + _attention.forward(_norm1.forward(x), keyMask);
-        var y = h + _fc2.forward(_activation.forward(_fc1.forward(_norm2.forward(h))));
+        var h = x.add(_attention.forward(_norm1.forward(x), keyMask), TorchScalars.One);
+        var y = h.add(_fc2.forward(_activation.forward(_fc1.forward(_norm2.forward(h)))), TorchScalars.One);
         return y.MoveToOuterDisposeScope();
     }
 }

@@ -112,4 +112,48 @@ public sealed class TrainingTests
             p => { if (++steps == 3) cts.Cancel(); }, cts.Token));
         Assert.AreEqual(3, steps, "training must stop before the step after the cancellation");
     }
+
+    [TestMethod]
+    public void TrainingAndCompletionSurviveConstantGarbageCollection()
+    {
+        // TorchSharp 0.107 frees implicitly converted Scalars (also the hidden alpha = 1 of Tensor + Tensor) from the
+        // finalizer, possibly while libtorch reads them: "Unknown scalar type" or "Expected false to be true" at random.
+        // The model, loss and optimizer pass only rooted or explicitly disposed Scalars; a thread forcing collections and
+        // finalizers all the time must not break many steps of the hot path.
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 4 };
+        using var model = new LabelMaskAutoEncoder(config);
+        using var optimizer = new AdamOptimizer(model.parameters(), 1e-3, weightDecay: 1e-4);
+        using var weights = ones(6);
+        var samples = Enumerable.Range(0, 2).Select(i => ModelTests.RandomSample(16, 16, config, new Random(i), 0.5)).ToList();
+        using var stop = new CancellationTokenSource();
+        long collections = 0;
+        var collector = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                Interlocked.Increment(ref collections);
+            }
+        }) { IsBackground = true };
+        collector.Start();
+        try
+        {
+            for (int step = 0; step < 150; step++)
+            {
+                using var scope = NewDisposeScope();
+                using var inputs = WindowBatch.ToInputs(samples, config, CPU);
+                var loss = LmaeLoss.Compute(model.forward(inputs), WindowBatch.Targets(samples, config, CPU), weights);
+                optimizer.ZeroGrad();
+                loss.backward();
+                optimizer.Step();
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            collector.Join();
+        }
+        Assert.IsTrue(Interlocked.Read(ref collections) > 30, $"only {collections} forced collections ran");
+    }
 }

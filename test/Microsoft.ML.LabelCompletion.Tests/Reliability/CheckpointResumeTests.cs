@@ -208,21 +208,22 @@ public sealed class CheckpointResumeTests
     [TestMethod]
     public void PlateauScheduler_FollowsTorchSharpsReduceLROnPlateau()
     {
-        // Our saveable scheduler must cut the learning rate exactly when TorchSharp's does (mode min, threshold rel).
+        // The trainer's own scheduler (saved in checkpoints) must cut the learning rate exactly when TorchSharp's does
+        // (mode min, threshold rel). Not reproduced: PyTorch's eps rule (no cut smaller than 1e-8), so the comparison stops
+        // once the rate is below 1e-6, far below any rate training uses.
         var sequences = Gen.Int[0, 4].Select(Gen.Double[0.5, 1.5].Array[1, 30], Gen.Double[0.1, 0.9], Gen.Double[0, 0.05]);
         sequences.Sample((patience, losses, factor, threshold) =>
         {
-            using var p1 = nn.Parameter(zeros(2));
-            using var p2 = nn.Parameter(zeros(2));
-            using var ours = optim.Adam([p1], 1e-3);
-            using var theirs = optim.Adam([p2], 1e-3);
-            var scheduler = new PlateauScheduler(ours, factor, patience, threshold);
+            using var parameter = nn.Parameter(zeros(2));
+            using var theirs = optim.Adam([parameter], 1e-3);
+            var scheduler = new PlateauScheduler(factor, patience, threshold);
             var reference = optim.lr_scheduler.ReduceLROnPlateau(theirs, "min", factor, patience, threshold, "rel");
-            for (int epoch = 0; epoch < losses.Length; epoch++)
+            double ours = 1e-3;
+            for (int epoch = 0; epoch < losses.Length && ours > 1e-6; epoch++)
             {
-                scheduler.Step(losses[epoch]);
+                ours = scheduler.Step(losses[epoch], ours);
                 reference.step(losses[epoch], epoch + 1);
-                if (ours.ParamGroups.First().LearningRate != theirs.ParamGroups.First().LearningRate) return false;
+                if (ours != theirs.ParamGroups.First().LearningRate) return false;
             }
             return true;
         }, iter: 200);
