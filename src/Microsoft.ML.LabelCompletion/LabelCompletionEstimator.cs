@@ -22,7 +22,9 @@ namespace Microsoft.ML.LabelCompletion;
 /// chosen by <c>MLContext.GpuDeviceId</c> / <c>MLContext.FallbackToCpu</c>, seeds from <see cref="LabelCompletionOptions.Seed"/>
 /// or else the <c>MLContext</c>'s seed (0 when it has none), reports progress through ML.NET's progress channel and
 /// <c>MLContext.Log</c> (per step at trace level; per epoch loss, images/s, learning rate and validation metrics at info level),
-/// and stops before the next step when <see cref="LabelCompletionOptions.CancellationToken"/> is cancelled.
+/// and stops before the next step when <see cref="LabelCompletionOptions.CancellationToken"/> is cancelled. With
+/// <see cref="LabelCompletionOptions.CheckpointDirectory"/> it writes checkpoints (also on cancellation) and, with
+/// <see cref="LabelCompletionOptions.ResumeFromCheckpoint"/>, continues from the latest valid one.
 /// </para>
 /// </remarks>
 public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransformer>
@@ -118,6 +120,8 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
         var engine = LabelCompletionEngine.Train(train, validationExamples, _options, seed, device, Report, cancellation.Token);
         try
         {
+            foreach (var rejected in engine.RejectedCheckpoints) ch.Warning($"Skipped an invalid checkpoint: {rejected}");
+            if (engine.ResumedFrom is { } from) ch.Info($"Resumed training from {from}.");
             ch.Info("Training done.");
             return new LabelCompletionTransformer(_env, engine, _options, ownsEngine: true);
         }
