@@ -139,6 +139,12 @@ public sealed class LabelCompletionOptions
     /// </summary>
     public int PixelRefinementChannels;
 
+    /// <summary>
+    /// The pixel refinement also sees, per pixel, the nearest known label to the left, right, above and below and their
+    /// distances (thin structures crossing a hidden patch). Needs <see cref="PixelRefinementChannels"/> &gt; 0. Default false.
+    /// </summary>
+    public bool DirectionalPrior;
+
     // ---------------------------------------------------------------- training
     /// <summary>Share <c>m</c> of patches masked per training sample, <c>l = floor(L*m)</c>. Default 0.5.</summary>
     public float MaskRatio = 0.5f;

@@ -230,7 +230,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         // LmaeConfig:
         //   int: number of classes C; byte: unknown label; int: patch size; int: training size;
         //   int: encoder width, depth, heads; int: decoder width, depth, heads; int: MLP ratio; int: activation;
-        //   bool: image patch supplement; int: label prior mode; float: window overlap; int: pixel refinement channels
+        //   bool: image patch supplement; int: label prior mode; float: window overlap; int: pixel refinement channels;
+        //   (format version 2 and later) bool: directional prior
         // int: string id of the image, label, output, confidence and completion-mask column names (5 ids)
         // inference options:
         //   int: mask selector; float: inference mask ratio; byte: background class; int: mask seed; int: inference batch size
@@ -239,7 +240,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         //   int: MLP ratio; int: activation; bool: image patch supplement; int: label prior; float: mask ratio; int: epochs;
         //   int: batch size; double: learning rate; double: weight decay; int: training size; int: class weighting;
         //   int: loss region; bool: augment; int: LR patience; double: LR factor; double: LR threshold;
-        //   int: early-stopping patience; (bool, int): seed; (bool, int): number of threads; float: window overlap
+        //   int: early-stopping patience; (bool, int): seed; (bool, int): number of threads; float: window overlap;
+        //   int: pixel refinement channels; (format version 2 and later) bool: directional prior
         // binary stream "LmaeWeights": the network's weights (LabelCompletionEngine.SaveWeights, TorchSharp state dict)
         // long: byte length of the weights stream
         // byte[32]: SHA-256 of the weights stream
@@ -270,6 +272,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         w.Write((int)c.LabelPrior);
         w.Write(c.WindowOverlap);
         w.Write(c.RefinementChannels);
+        w.Write(c.DirectionalPrior);
 
         var o = _options;
         ctx.SaveNonEmptyString(o.ImageColumnName);
@@ -313,6 +316,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         WriteNullable(w, o.NumberOfThreads);
         w.Write(o.WindowOverlap);
         w.Write(o.PixelRefinementChannels);
+        w.Write(o.DirectionalPrior);
 
         byte[]? hash = null;
         long length = 0;
@@ -404,7 +408,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             UseImagePatchSupplement: r.ReadBoolean(),
             LabelPrior: ReadEnum<LabelPriorMode>(host, r),
             WindowOverlap: r.ReadSingle(),
-            RefinementChannels: r.ReadInt32());
+            RefinementChannels: r.ReadInt32(),
+            DirectionalPrior: format >= 2 && r.ReadBoolean());
         host.CheckDecode(config.NumberOfClasses > 0 && config.NumberOfClasses <= 256, "Label completion model: the class count is out of range.");
         host.CheckDecode(config.PatchSize > 0 && config.TrainingSize > 0, "Label completion model: the patch or training size is not positive.");
 
@@ -451,6 +456,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             NumberOfThreads = ReadNullable(r),
             WindowOverlap = r.ReadSingle(),
             PixelRefinementChannels = r.ReadInt32(),
+            DirectionalPrior = format >= 2 && r.ReadBoolean(),
         };
         host.CheckDecode(o.InferenceBatchSize > 0, "Label completion model: the inference batch size is not positive.");
 

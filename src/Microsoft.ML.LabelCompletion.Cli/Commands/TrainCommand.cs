@@ -39,6 +39,7 @@ internal static class TrainCommand
         var patch = new Option<int?>("--patch") { Description = "Patch size in pixels (default: the preset's, Tiny 8, Small/Paper 16).", HelpName = "N" };
         var crop = new Option<int?>("--crop") { Description = "Side of the square training crop, also the inference window (default 224).", HelpName = "N" };
         var noAugment = new Option<bool>("--no-augment") { Description = "Turn off random scale, crop and flip." };
+        var refine = new Option<int?>("--refine") { Description = "Hidden channels of the pixel-level refinement head (0 = off, the paper's model).", HelpName = "N" };
         var classes = CommonOptions.Classes();
         var unknown = CommonOptions.Unknown();
         var checkpoints = new Option<string?>("--checkpoints") { Description = "Checkpoint folder (default <out>.checkpoints); deleted once the model is saved.", HelpName = "DIR" };
@@ -48,7 +49,7 @@ internal static class TrainCommand
         var command = new System.CommandLine.Command("train", "Train an L-MAE model and save it as an ML.NET zip, with training curves.")
         {
             data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
-            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, classes, unknown, checkpoints, checkpointEvery, resume,
+            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, classes, unknown, checkpoints, checkpointEvery, resume,
         };
         command.SetAction(parse =>
         {
@@ -83,6 +84,8 @@ internal static class TrainCommand
             if (Positive(parse.GetValue(epochs), "--epochs") is int e) options.Epochs = e;
             if (Positive(parse.GetValue(batch), "--batch") is int b) options.BatchSize = b;
             if (Positive(parse.GetValue(crop), "--crop") is int c) options.TrainingSize = c;
+            if (parse.GetValue(refine) is int r)
+                options.PixelRefinementChannels = r >= 0 ? r : throw new CliException($"--refine must be 0 or more, not {r}.");
             if (parse.GetValue(maskRatio) is float m)
                 options.MaskRatio = m is > 0 and < 1 ? m : throw new CliException($"--mask-ratio must be in (0, 1), not {m}.");
             if (parse.GetValue(learningRate) is double lr)

@@ -148,13 +148,15 @@ internal sealed class LabelCompletionEngine : IDisposable
             int pw = columns * p, ph = rows * p;
             var (image, label) = WindowBatch.Crop(example.Image, example.Label, 0, 0, pw, ph, unknown);
             var input = MaskSelector.Apply(label, patchMasks[i], p, unknown);
+            var priorSource = replaceKnownInMaskedPatches ? input : label;
             byte[]? prior = Config.LabelPrior == LabelPriorMode.None ? null
-                : Evaluation.NearestKnownFill.Fill(replaceKnownInMaskedPatches ? input : label, unknown).Values;
+                : Evaluation.NearestKnownFill.Fill(priorSource, unknown).Values;
+            byte[]? directional = Config.DirectionalPrior ? DirectionalFill.Compute(priorSource.Values, pw, ph, unknown) : null;
             images[i] = new PaddedImage(pw, ph, new float[c * pw * ph], new int[pw * ph]);
             int ww = Math.Min(t, pw), wh = Math.Min(t, ph);
             foreach (int y in WindowBatch.WindowStarts(ph, wh, Config.WindowOverlap, p))
                 foreach (int x in WindowBatch.WindowStarts(pw, ww, Config.WindowOverlap, p))
-                    windows.Add((i, x, y, CutWindow(image, input, prior, patchMasks[i], columns, x, y, ww, wh, example.Source)));
+                    windows.Add((i, x, y, CutWindow(image, input, prior, directional, patchMasks[i], columns, x, y, ww, wh, example.Source)));
         }
 
         // 2. Run windows of equal size together; accumulate softmax probabilities per image.
@@ -226,22 +228,31 @@ internal sealed class LabelCompletionEngine : IDisposable
         return list;
     }
 
-    private static WindowSample CutWindow(RgbImage image, LabelMap input, byte[]? prior, bool[] patchMask, int columns,
+    private static WindowSample CutWindow(RgbImage image, LabelMap input, byte[]? prior, byte[]? directional, bool[] patchMask, int columns,
         int x0, int y0, int width, int height, string source)
     {
         int p = input.Width / columns;
         var (rgb, label) = WindowBatch.Crop(image, input, x0, y0, width, height, 0);
-        byte[]? priorWindow = null;
-        if (prior is not null)
-        {
-            priorWindow = new byte[width * height];
-            for (int y = 0; y < height; y++) Array.Copy(prior, (y0 + y) * input.Width + x0, priorWindow, y * width, width);
-        }
         int wc = width / p, wr = height / p;
         var mask = new bool[wr * wc];
         for (int r = 0; r < wr; r++)
             for (int c = 0; c < wc; c++) mask[r * wc + c] = patchMask[(y0 / p + r) * columns + x0 / p + c];
-        return new WindowSample { Width = width, Height = height, Rgb = rgb.Pixels, InputLabel = label.Values, Prior = priorWindow, PatchMask = mask, Source = source };
+        return new WindowSample
+        {
+            Width = width, Height = height, Rgb = rgb.Pixels, InputLabel = label.Values, PatchMask = mask, Source = source,
+            Prior = prior is null ? null : CropPlanes(prior, 1, input.Width, input.Height, x0, y0, width, height),
+            Directional = directional is null ? null : CropPlanes(directional, DirectionalFill.Planes, input.Width, input.Height, x0, y0, width, height),
+        };
+    }
+
+    /// <summary>Cuts a window out of <paramref name="planes"/> stacked planes of a <paramref name="sourceWidth"/>-wide map.</summary>
+    private static byte[] CropPlanes(byte[] source, int planes, int sourceWidth, int sourceHeight, int x0, int y0, int width, int height)
+    {
+        var window = new byte[planes * width * height];
+        for (int k = 0; k < planes; k++)
+            for (int y = 0; y < height; y++)
+                Array.Copy(source, k * sourceWidth * sourceHeight + (y0 + y) * sourceWidth + x0, window, (k * height + y) * width, width);
+        return window;
     }
 
     private static void Accumulate(PaddedImage target, float[] probabilities, int k, int x0, int y0, int width, int height, int classes)

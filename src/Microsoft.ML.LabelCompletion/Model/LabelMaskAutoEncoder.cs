@@ -15,13 +15,16 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// <param name="InsertIndex">int64 <c>[B, Nv]</c>: where each encoder output goes among the <c>L</c> decoder tokens (padding: <c>L</c>, dropped).</param>
 /// <param name="Rows">Patch rows <c>H/p</c>.</param>
 /// <param name="Columns">Patch columns <c>W/p</c>.</param>
+/// <param name="Directional">int64 <c>[B·4, H, W]</c>: <see cref="DirectionalFill"/> labels (-1 none), or null.</param>
+/// <param name="DirectionalDistance">float <c>[B, 4, H, W]</c>: their distances / 255, or null.</param>
 public sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tensor VisibleIndex, Tensor? VisibleKeyMask,
-    Tensor InsertIndex, int Rows, int Columns) : IDisposable
+    Tensor InsertIndex, int Rows, int Columns, Tensor? Directional = null, Tensor? DirectionalDistance = null) : IDisposable
 {
     /// <summary>Disposes every tensor of the batch.</summary>
     public void Dispose()
     {
         Labels.Dispose(); Rgb.Dispose(); Prior?.Dispose(); VisibleIndex.Dispose(); VisibleKeyMask?.Dispose(); InsertIndex.Dispose();
+        Directional?.Dispose(); DirectionalDistance?.Dispose();
     }
 }
 
@@ -54,7 +57,7 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         if (config.LabelPrior == LabelPriorMode.ImagePatchSupplementAndLogits)
             _priorScale = nn.Parameter(tensor(3.0f));
         if (config.RefinementChannels > 0)
-            _refinement = new PixelRefinement(config.NumberOfClasses, config.RefinementChannels);
+            _refinement = new PixelRefinement(config.NumberOfClasses, config.RefinementChannels, config.DirectionalPrior);
         RegisterComponents();
         InitializeWeights();
     }
@@ -104,7 +107,14 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
             using var zero = 0L.ToScalar();
             var known = inputs.Labels.ge(zero).unsqueeze(1).to(ScalarType.Float32);
             var prior = priorOneHot ?? zeros_like(logits);
-            logits = logits.add(_refinement.forward(cat([logits, prior, inputs.Rgb, known], 1)), TorchScalars.One);
+            var features = new List<Tensor> { logits, prior, inputs.Rgb, known };
+            if (_config.DirectionalPrior && inputs.Directional is not null && inputs.DirectionalDistance is not null)
+            {
+                features.Add(StackFusion.OneHot(inputs.Directional, _config.NumberOfClasses)
+                    .reshape(b, 4 * _config.NumberOfClasses, logits.shape[2], logits.shape[3]));
+                features.Add(inputs.DirectionalDistance);
+            }
+            logits = logits.add(_refinement.forward(cat(features, 1)), TorchScalars.One);
         }
         return logits.MoveToOuterDisposeScope();
     }

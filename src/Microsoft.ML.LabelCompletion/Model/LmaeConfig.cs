@@ -17,12 +17,13 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// <param name="LabelPrior">How the NearestKnown label prior enters the network.</param>
 /// <param name="WindowOverlap">Overlap of neighbouring inference windows, as a share of the window.</param>
 /// <param name="RefinementChannels">Hidden channels of the <see cref="PixelRefinement"/> head; 0 turns it off.</param>
+/// <param name="DirectionalPrior">The refinement also sees the <see cref="DirectionalFill"/> labels and distances.</param>
 public sealed record LmaeConfig(
     int NumberOfClasses, byte UnknownLabel, int PatchSize, int TrainingSize,
     int EncoderDimension, int EncoderDepth, int EncoderHeads,
     int DecoderDimension, int DecoderDepth, int DecoderHeads,
     int MlpRatio, TransformerActivation Activation, bool UseImagePatchSupplement, LabelPriorMode LabelPrior,
-    float WindowOverlap, int RefinementChannels = 0)
+    float WindowOverlap, int RefinementChannels = 0, bool DirectionalPrior = false)
 {
     /// <summary>Channels of the Fuse Map: <c>C</c> one-hot label channels and 3 RGB channels (paper eq. 1).</summary>
     public int FusedChannels => NumberOfClasses + 3;
@@ -50,7 +51,7 @@ public sealed record LmaeConfig(
             options.EncoderEmbeddingDimension ?? de, options.EncoderDepth ?? eb, options.EncoderHeads ?? eh,
             options.DecoderEmbeddingDimension ?? dd, options.DecoderDepth ?? db, options.DecoderHeads ?? dh,
             options.MlpRatio, options.Activation, options.UseImagePatchSupplement, options.LabelPrior, options.WindowOverlap,
-            options.PixelRefinementChannels);
+            options.PixelRefinementChannels, options.DirectionalPrior);
         config.Validate();
         return config;
     }
@@ -68,6 +69,7 @@ public sealed record LmaeConfig(
         Check(EncoderDimension % 4 == 0 && DecoderDimension % 4 == 0, "Encoder and decoder widths must be multiples of 4 (2-D sin-cos positions).");
         Check(MlpRatio > 0, "MlpRatio must be positive.");
         Check(RefinementChannels >= 0, "RefinementChannels must not be negative.");
+        Check(!DirectionalPrior || RefinementChannels > 0, "The directional prior is an input of the pixel refinement: set RefinementChannels.");
         Check(TrainingSize % PatchSize == 0, "TrainingSize must be a multiple of PatchSize.");
     }
 }

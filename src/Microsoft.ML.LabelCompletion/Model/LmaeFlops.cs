@@ -22,7 +22,8 @@ public static class LmaeFlops
         if (config.RefinementChannels > 0)                                          // pixel refinement (full resolution)
         {
             double k = config.RefinementChannels, pixels = (double)height * width;
-            flops += 2 * pixels * 9 * ((2 * c + 4) * k + 3 * k * k) + 2 * pixels * k * c;
+            double inputs = 2 * c + 4 + (config.DirectionalPrior ? 4 * c + 4 : 0);
+            flops += 2 * pixels * 9 * (inputs * k + 3 * k * k) + 2 * pixels * k * c;
         }
         return flops;
     }

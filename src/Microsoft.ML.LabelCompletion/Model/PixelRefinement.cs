@@ -15,10 +15,13 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor>
     private readonly Sequential _body;
     private readonly Conv2d _output;
 
-    /// <summary>Creates the refinement for <paramref name="classes"/> classes with <paramref name="channels"/> hidden channels.</summary>
-    public PixelRefinement(int classes, int channels) : base(nameof(PixelRefinement))
+    /// <summary>
+    /// Creates the refinement for <paramref name="classes"/> classes with <paramref name="channels"/> hidden channels; with
+    /// <paramref name="directional"/> it also reads the <see cref="DirectionalFill"/> one-hots (4C) and distances (4).
+    /// </summary>
+    public PixelRefinement(int classes, int channels, bool directional = false) : base(nameof(PixelRefinement))
     {
-        int inputs = 2 * classes + 4;
+        int inputs = 2 * classes + 4 + (directional ? 4 * classes + 4 : 0);
         _body = nn.Sequential(
             nn.Conv2d(inputs, channels, 3, padding: 1), nn.GELU(),
             nn.Conv2d(channels, channels, 3, padding: 2, dilation: 2), nn.GELU(),
@@ -32,7 +35,8 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// <paramref name="features"/> <c>[B, 2C+4, H, W]</c>: logits (C), prior one-hot (C), RGB (3), known mask (1) →
+    /// <paramref name="features"/> <c>[B, 2C+4(+4C+4), H, W]</c>: logits (C), prior one-hot (C), RGB (3), known mask (1)
+    /// (and the directional one-hots and distances) →
     /// logit correction <c>[B, C, H, W]</c>.
     /// </summary>
     public override Tensor forward(Tensor features)

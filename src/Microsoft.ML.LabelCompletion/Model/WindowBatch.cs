@@ -22,6 +22,9 @@ internal sealed class WindowSample
     /// <summary>NearestKnown fill of the input label, or null without a label prior.</summary>
     public byte[]? Prior { get; init; }
 
+    /// <summary><see cref="DirectionalFill"/> planes of the input label, or null without the directional prior.</summary>
+    public byte[]? Directional { get; init; }
+
     /// <summary>Patch mask on this window's grid: true = masked.</summary>
     public required bool[] PatchMask { get; init; }
 
@@ -43,6 +46,8 @@ internal static class WindowBatch
         var rgb = new float[b * 3 * hw];
         var labels = new long[b * hw];
         long[]? prior = config.LabelPrior == LabelPriorMode.None ? null : new long[b * hw];
+        long[]? directional = config.DirectionalPrior ? new long[b * 4 * hw] : null;
+        float[]? distances = config.DirectionalPrior ? new float[b * 4 * hw] : null;
         byte unknown = config.UnknownLabel;
         int maxVisible = 0;
         for (int s = 0; s < b; s++)
@@ -63,6 +68,15 @@ internal static class WindowBatch
             {
                 var pr = sample.Prior ?? throw new ArgumentException("The label prior is on but a sample has no prior.");
                 for (int i = 0; i < hw; i++) prior[baseLabel + i] = pr[i] == unknown ? -1 : pr[i];
+            }
+            if (directional is not null)
+            {
+                var planes = sample.Directional ?? throw new ArgumentException("The directional prior is on but a sample has none.");
+                for (int i = 0; i < 4 * hw; i++)
+                {
+                    directional[s * 4 * hw + i] = planes[i] == unknown ? -1 : planes[i];
+                    distances![s * 4 * hw + i] = planes[4 * hw + i] / (float)DirectionalFill.MaxDistance;
+                }
             }
             maxVisible = Math.Max(maxVisible, sample.PatchMask.Count(m => !m));
         }
@@ -101,7 +115,9 @@ internal static class WindowBatch
             tensor(visibleIndex, [b, nv], ScalarType.Int64, device),
             padded ? tensor(keyMask, [b, 1, 1, nv], ScalarType.Bool, device) : null,
             tensor(insertIndex, [b, nv], ScalarType.Int64, device),
-            rows, columns);
+            rows, columns,
+            directional is null ? null : tensor(directional, [b * 4, h, w], ScalarType.Int64, device),
+            distances is null ? null : tensor(distances, [b, 4, h, w], ScalarType.Float32, device));
     }
 
     /// <summary>Training targets int64 <c>[B, H, W]</c>: the class, or -1 where the pixel does not count.</summary>
@@ -135,6 +151,7 @@ internal static class WindowBatch
         {
             Width = image.Width, Height = image.Height, Rgb = image.Pixels, InputLabel = input.Values,
             Prior = config.LabelPrior == LabelPriorMode.None ? null : NearestKnownFill.Fill(input, config.UnknownLabel).Values,
+            Directional = config.DirectionalPrior ? DirectionalFill.Compute(input.Values, input.Width, input.Height, config.UnknownLabel) : null,
             PatchMask = patchMask, Target = target, Source = source,
         };
     }

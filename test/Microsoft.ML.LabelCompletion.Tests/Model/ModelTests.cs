@@ -54,15 +54,34 @@ public sealed class ModelTests
     [DataRow(1, 16, 24, 0)]
     [DataRow(3, 32, 40, 0)]
     [DataRow(2, 24, 32, 8)]
+    [DataRow(2, 16, 40, -8)]  // refinement with the directional prior
     public void ForwardGivesClassLogitsPerPixel(int batch, int height, int width, int refinementChannels)
     {
-        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = refinementChannels };
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions())
+            with { RefinementChannels = Math.Abs(refinementChannels), DirectionalPrior = refinementChannels < 0 };
         using var model = new LabelMaskAutoEncoder(config);
         var samples = Enumerable.Range(0, batch).Select(i => RandomSample(width, height, config, new Random(i), 0.5)).ToList();
         using var inputs = WindowBatch.ToInputs(samples, config, CPU);
         using var logits = model.forward(inputs);
         CollectionAssert.AreEqual(new long[] { batch, 6, height, width }, logits.shape);
         Assert.IsFalse(logits.isnan().any().item<bool>());
+    }
+
+    [TestMethod]
+    public void DirectionalFillGivesTheNearestKnownLabelPerDirection()
+    {
+        const byte U = 255;
+        // 6x2: row 0 = U 2 U U 5 U, row 1 = 1 U U U U U.
+        byte[] labels = [U, 2, U, U, 5, U, 1, U, U, U, U, U];
+        var planes = DirectionalFill.Compute(labels, 6, 2, U);
+        byte[] Plane(int k) => planes.Skip(k * 12).Take(12).ToArray();
+        CollectionAssert.AreEqual(new byte[] { U, 2, 2, 2, 5, 5, 1, 1, 1, 1, 1, 1 }, Plane(0), "left");
+        CollectionAssert.AreEqual(new byte[] { 255, 0, 1, 2, 0, 1, 0, 1, 2, 3, 4, 5 }, Plane(4), "left distance");
+        CollectionAssert.AreEqual(new byte[] { 2, 2, 5, 5, 5, U, 1, U, U, U, U, U }, Plane(1), "right");
+        CollectionAssert.AreEqual(new byte[] { 1, 0, 2, 1, 0, 255, 0, 255, 255, 255, 255, 255 }, Plane(5), "right distance");
+        CollectionAssert.AreEqual(new byte[] { U, 2, U, U, 5, U, 1, 2, U, U, 5, U }, Plane(2), "up");
+        CollectionAssert.AreEqual(new byte[] { 255, 0, 255, 255, 0, 255, 0, 1, 255, 255, 1, 255 }, Plane(6), "up distance");
+        CollectionAssert.AreEqual(new byte[] { 1, 2, U, U, 5, U, 1, U, U, U, U, U }, Plane(3), "down");
     }
 
     [TestMethod]
