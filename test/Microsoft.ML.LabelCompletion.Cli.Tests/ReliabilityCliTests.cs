@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.IO.Compression;
+using System.Runtime.InteropServices;
 
 namespace Microsoft.ML.LabelCompletion.Cli.Tests;
 
@@ -69,6 +71,49 @@ public sealed class ReliabilityCliTests
         Assert.IsFalse(Directory.Exists(checkpoints), "checkpoints are deleted once the model is saved");
         CollectionAssert.AreEqual(WeightsEntry(reference), WeightsEntry(model), "the resumed model's weights differ from the uninterrupted run's");
     }
+
+    [TestMethod]
+    [DataRow(2, DisplayName = "SIGINT (Ctrl+C)")]
+    [DataRow(15, DisplayName = "SIGTERM")]
+    [Timeout(300_000)]
+    public void LmaeProcess_StoppedBySignal_WritesItsCheckpointAndExits130(int signal)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) Assert.Inconclusive("POSIX signals only.");
+        string folder = Data.NewFolder($"signal{signal}");
+        string model = Path.Combine(folder, "model.zip");
+        string checkpoints = model + ".checkpoints";
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "lmae.dll"));
+        foreach (var arg in TrainArgs(model)) start.ArgumentList.Add(arg == "30" ? "500" : arg); // 2000 steps: it is still training when signalled
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            while (!process.HasExited && TrainingCheckpoints.FindLatest(checkpoints) is null && clock.Elapsed < TimeSpan.FromSeconds(120)) Thread.Sleep(10);
+            Assert.IsFalse(process.HasExited, $"lmae ended before it was signalled:\n{stdout.Result}\n{stderr.Result}");
+            Assert.AreEqual(0, Kill(process.Id, signal), "signal sent");
+            Assert.IsTrue(process.WaitForExit(60_000), "lmae stops within a step of the signal");
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill();
+        }
+        Assert.AreEqual(LmaeCli.Cancelled, process.ExitCode, $"{stdout.Result}\n{stderr.Result}");
+        StringAssert.Contains(stderr.Result, "Run the same command with --resume to continue");
+        Assert.IsFalse(File.Exists(model));
+        Assert.IsFalse(Directory.EnumerateFiles(checkpoints, "*.tmp").Any(), "no half-written checkpoint");
+        var latest = TrainingCheckpoints.FindLatest(checkpoints)!;
+
+        // Resuming with as many epochs as the checkpoint reached finishes that epoch and saves the model.
+        var resumed = CliRunner.Run(TrainArgs(model, "--resume").Select(a => a == "30" ? latest.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture) : a).ToArray());
+        Assert.AreEqual(LmaeCli.Success, resumed.ExitCode, resumed.ToString());
+        Assert.IsTrue(File.Exists(model));
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
 
     [TestMethod]
     public void Complete_Restarted_FinishesTheRestAndNeverRewritesFinishedFiles()
