@@ -104,7 +104,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     public string? SavedByLibraryVersion { get; private init; }
 
     /// <summary>Class names, one per class, when the options gave them (<see cref="LabelCompletionOptions.ClassNames"/>); else null.</summary>
-    public IReadOnlyList<string>? ClassNames => _options.ClassNames;
+    public IReadOnlyList<string>? ClassNames => _options.ClassNames is { } names ? Array.AsReadOnly(names) : null;
 
     /// <summary>
     /// Completes the label maps of <paramref name="input"/> lazily (see the class remarks); the output has the input's columns
