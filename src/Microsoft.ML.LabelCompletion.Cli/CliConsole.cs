@@ -9,6 +9,9 @@ internal sealed record CliConsole(TextWriter Out, TextWriter Error, bool Interac
     /// <summary>The process console; interactive when standard output is not redirected.</summary>
     public static CliConsole System() => new(Console.Out, Console.Error, !Console.IsOutputRedirected);
 
+    /// <summary>Cancelled by Ctrl+C or SIGTERM (or by the host): commands stop within one step and leave only whole files.</summary>
+    public CancellationToken Cancellation { get; init; }
+
     /// <summary>Writes a warning line to <see cref="Error"/>.</summary>
     public void Warn(string message) => Error.WriteLine($"lmae: warning: {message}");
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Microsoft.ML.LabelCompletion.Cli.Commands;
 
 namespace Microsoft.ML.LabelCompletion.Cli;
@@ -20,22 +21,63 @@ public static class LmaeCli
     /// <summary>Exit code for wrong command-line arguments.</summary>
     public const int UsageError = 2;
 
+    /// <summary>Exit code when a command was interrupted (Ctrl+C, SIGTERM): 128 + SIGINT, as shells report it.</summary>
+    public const int Cancelled = 130;
+
     /// <summary>Runs <c>lmae</c> on the process console (progress drawn in place when standard output is a terminal).</summary>
     /// <param name="args">Command-line arguments.</param>
     /// <returns>The exit code (<see cref="Success"/>, <see cref="Failure"/> or <see cref="UsageError"/>).</returns>
-    public static int Run(string[] args) => Run(args, Console.Out, Console.Error, interactive: !Console.IsOutputRedirected);
+    /// <remarks>
+    /// The first Ctrl+C (SIGINT) or a SIGTERM asks the running command to stop: training stops before its next step and
+    /// writes a checkpoint, completion stops before its next file; every file on disk is whole (atomic writes). A second
+    /// Ctrl+C ends the process at once.
+    /// </remarks>
+    public static int Run(string[] args)
+    {
+        using var cancellation = new CancellationTokenSource();
+        void OnCancelKey(object? sender, ConsoleCancelEventArgs e)
+        {
+            if (cancellation.IsCancellationRequested) return; // the second Ctrl+C: default handling, the process ends
+            e.Cancel = true;
+            Console.Error.WriteLine("lmae: stopping (Ctrl+C again to stop at once)...");
+            cancellation.Cancel();
+        }
+        Console.CancelKeyPress += OnCancelKey;
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true; // stop like Ctrl+C, then exit with Cancelled
+            cancellation.Cancel();
+        });
+        try
+        {
+            return Run(args, Console.Out, Console.Error, interactive: !Console.IsOutputRedirected, cancellation.Token);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= OnCancelKey;
+        }
+    }
 
     /// <summary>Runs <c>lmae</c> in-process with its output captured (for tests and hosts): progress is written as plain lines.</summary>
     /// <param name="args">Command-line arguments.</param>
     /// <param name="output">Receives standard output.</param>
     /// <param name="error">Receives standard error.</param>
     /// <returns>The exit code (<see cref="Success"/>, <see cref="Failure"/> or <see cref="UsageError"/>).</returns>
-    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, interactive: false);
+    public static int Run(string[] args, TextWriter output, TextWriter error) => Run(args, output, error, interactive: false, CancellationToken.None);
 
-    private static int Run(string[] args, TextWriter output, TextWriter error, bool interactive)
+    /// <summary>Runs <c>lmae</c> in-process with its output captured; <paramref name="cancellation"/> acts as Ctrl+C.</summary>
+    /// <param name="args">Command-line arguments.</param>
+    /// <param name="output">Receives standard output.</param>
+    /// <param name="error">Receives standard error.</param>
+    /// <param name="cancellation">Stops the command as Ctrl+C does (exit code <see cref="Cancelled"/>).</param>
+    /// <returns>The exit code.</returns>
+    public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellation)
+        => Run(args, output, error, interactive: false, cancellation);
+
+    private static int Run(string[] args, TextWriter output, TextWriter error, bool interactive, CancellationToken cancellation)
     {
         ArgumentNullException.ThrowIfNull(args);
-        var console = new CliConsole(output, error, interactive);
+        var console = new CliConsole(output, error, interactive) { Cancellation = cancellation };
         var verbose = new Option<bool>("--verbose") { Description = "Print the stack trace of errors.", Recursive = true };
         var root = new RootCommand("lmae: complete partially annotated segmentation labels with L-MAE (Microsoft.ML.LabelCompletion).")
         {
@@ -63,14 +105,18 @@ public static class LmaeCli
             }
             try
             {
-                return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+                return parse.Invoke(new InvocationConfiguration
+                {
+                    Output = output, Error = error, EnableDefaultExceptionHandler = false,
+                    ProcessTerminationTimeout = null, // Ctrl+C and SIGTERM are ours (Run): commands stop cleanly, never killed midway
+                });
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                if (e is OperationCanceledException) error.WriteLine("lmae: cancelled.");
-                else error.WriteLine($"lmae: error: {Describe(e)}");
+                bool cancelled = e is OperationCanceledException;
+                error.WriteLine(cancelled ? "lmae: cancelled." : $"lmae: error: {Describe(e)}");
                 if (parse.GetValue(verbose)) error.WriteLine(e.ToString());
-                return Failure;
+                return cancelled ? Cancelled : Failure;
             }
         }
         finally

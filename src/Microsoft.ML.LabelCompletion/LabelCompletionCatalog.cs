@@ -20,6 +20,53 @@ public sealed class LabelCompletionCatalog
     internal MLContext Context { get; }
 
     /// <summary>
+    /// Loads a model saved with <c>mlContext.Model.Save</c>, exactly as <c>mlContext.Model.Load(path, out inputSchema)</c> does,
+    /// but when loading fails the error names the file and says what is wrong with it: not a zip or truncated, not an ML.NET
+    /// model, written by a newer version of this library, or a label-completion model whose content is corrupted. Plain
+    /// <c>Model.Load</c> loads the same files; this only changes the message of the failures.
+    /// </summary>
+    /// <remarks>
+    /// Loading never runs code from the file: ML.NET instantiates only classes registered with <c>LoadableClass</c> in assemblies
+    /// the application already references, and this library's loader reads numbers, strings and TorchSharp tensor data
+    /// (names, shapes, raw bytes) whose shapes must match the network rebuilt from the saved configuration; no
+    /// <c>BinaryFormatter</c> or other type-instantiating serializer is involved.
+    /// </remarks>
+    /// <param name="path">The model zip.</param>
+    /// <param name="inputSchema">The input schema saved with the model.</param>
+    /// <returns>The loaded transformer (any ML.NET model, not only label completion).</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a loadable model; the message starts with the path.</exception>
+    public ITransformer LoadModel(string path, out DataViewSchema inputSchema)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: the model file does not exist.", path);
+        try
+        {
+            return Context.Model.Load(path, out inputSchema);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new InvalidDataException($"{path}: {ModelLoadProblem(e)}", e);
+        }
+    }
+
+    /// <summary>One sentence on why ML.NET could not load a model, from the exception chain.</summary>
+    internal static string ModelLoadProblem(Exception error)
+    {
+        var chain = new List<Exception>();
+        for (Exception? e = error; e is not null; e = e.InnerException) chain.Add(e);
+        // Our own loader's messages say what is wrong in the words of this library.
+        if (chain.FirstOrDefault(e => e.Message.StartsWith("Label completion model:", StringComparison.Ordinal)) is { } ours)
+            return "cannot load the label-completion model: " + ours.Message["Label completion model:".Length..].Trim();
+        if (chain.FirstOrDefault(e => e is InvalidDataException && e.GetType().Namespace == "System.IO" && e.StackTrace?.Contains("System.IO.Compression", StringComparison.Ordinal) == true) is { } zip)
+            return $"not a readable zip file; it is truncated or corrupted ({zip.Message})";
+        string all = string.Join(" | ", chain.Select(e => e.Message));
+        if (all.Contains("too new", StringComparison.OrdinalIgnoreCase) || all.Contains("newer", StringComparison.OrdinalIgnoreCase))
+            return $"the model was saved by a newer version of its library and cannot be read by this one ({chain[^1].Message})";
+        return $"not a loadable ML.NET model ({chain[^1].Message})";
+    }
+
+    /// <summary>
     /// Evaluates completed labels against the ground truth (DESIGN.md §3): PA-mIoU over the pixels flagged in the
     /// completion-mask column whose ground truth is known, global mIoU over every pixel whose ground truth is known,
     /// pixel accuracy for both, per-class IoU and the confusion matrices, each accumulated over all rows.

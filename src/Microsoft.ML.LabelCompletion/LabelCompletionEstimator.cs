@@ -22,7 +22,9 @@ namespace Microsoft.ML.LabelCompletion;
 /// chosen by <c>MLContext.GpuDeviceId</c> / <c>MLContext.FallbackToCpu</c>, seeds from <see cref="LabelCompletionOptions.Seed"/>
 /// or else the <c>MLContext</c>'s seed (0 when it has none), reports progress through ML.NET's progress channel and
 /// <c>MLContext.Log</c> (per step at trace level; per epoch loss, images/s, learning rate and validation metrics at info level),
-/// and stops before the next step when <see cref="LabelCompletionOptions.CancellationToken"/> is cancelled.
+/// and stops before the next step when <see cref="LabelCompletionOptions.CancellationToken"/> is cancelled. With
+/// <see cref="LabelCompletionOptions.CheckpointDirectory"/> it writes checkpoints (also on cancellation) and, with
+/// <see cref="LabelCompletionOptions.ResumeFromCheckpoint"/>, continues from the latest valid one.
 /// </para>
 /// </remarks>
 public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransformer>
@@ -118,6 +120,8 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
         var engine = LabelCompletionEngine.Train(train, validationExamples, _options, seed, device, Report, cancellation.Token);
         try
         {
+            foreach (var rejected in engine.RejectedCheckpoints) ch.Warning($"Skipped an invalid checkpoint: {rejected}");
+            if (engine.ResumedFrom is { } from) ch.Info($"Resumed training from {from}.");
             ch.Info("Training done.");
             return new LabelCompletionTransformer(_env, engine, _options, ownsEngine: true);
         }
@@ -204,14 +208,21 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
         Require(o.LearningRate > 0, nameof(o.LearningRate), $"must be positive; it is {o.LearningRate}.");
         Require(o.NumberOfThreads is null or >= 1, nameof(o.NumberOfThreads), $"must be null or at least 1; it is {o.NumberOfThreads}.");
         Require(Enum.IsDefined(o.MaskSelector), nameof(o.MaskSelector), $"{(int)o.MaskSelector} is not a mask selector.");
+        Require(o.ClassNames is null || (o.ClassNames.Length == o.NumberOfClasses && o.ClassNames.All(n => n is not null)), nameof(o.ClassNames),
+            $"needs one non-null name per class ({o.NumberOfClasses}); it has {o.ClassNames?.Length} entries.");
+        Require(o.Palette is null || o.Palette.Length == 3 * o.NumberOfClasses, nameof(o.Palette),
+            $"needs 3 bytes (R, G, B) per class, {3 * o.NumberOfClasses} in all; it has {o.Palette?.Length}.");
+        Require(o.CheckpointEverySteps >= 0, nameof(o.CheckpointEverySteps), $"must be 0 (epoch ends only) or positive; it is {o.CheckpointEverySteps}.");
+        Require(!o.ResumeFromCheckpoint || !string.IsNullOrWhiteSpace(o.CheckpointDirectory), nameof(o.ResumeFromCheckpoint),
+            "needs a CheckpointDirectory to resume from.");
     }
 
-    /// <summary>A shallow copy of every public field (so later changes by the caller do not reach a trained model).</summary>
+    /// <summary>A copy of every public field, arrays cloned (so later changes by the caller do not reach a trained model).</summary>
     internal static LabelCompletionOptions CopyOptions(LabelCompletionOptions source)
     {
         var copy = new LabelCompletionOptions();
         foreach (var field in typeof(LabelCompletionOptions).GetFields(BindingFlags.Public | BindingFlags.Instance))
-            field.SetValue(copy, field.GetValue(source));
+            field.SetValue(copy, field.GetValue(source) is Array array ? array.Clone() : field.GetValue(source));
         return copy;
     }
 }

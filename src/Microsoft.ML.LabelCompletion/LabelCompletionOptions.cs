@@ -221,4 +221,30 @@ public sealed class LabelCompletionOptions
 
     /// <summary>Overlap of neighbouring inference windows as a share of the window (probabilities are averaged). Default 0.5.</summary>
     public float WindowOverlap = 0.5f;
+
+    // ---------------------------------------------------------------- reliability: checkpoints, class metadata
+    /// <summary>
+    /// Folder for training checkpoints (weights, Adam state, scheduler and early-stopping state, epoch and step), written
+    /// atomically every <see cref="CheckpointEverySteps"/> steps, at each epoch end and when training is cancelled; the
+    /// newest two are kept. Null turns checkpoints off. Training refuses a folder that already holds checkpoints unless
+    /// <see cref="ResumeFromCheckpoint"/> is set. Default null.
+    /// </summary>
+    public string? CheckpointDirectory;
+
+    /// <summary>Optimisation steps between two checkpoints inside an epoch; 0 writes them only at epoch ends. Default 200.</summary>
+    public int CheckpointEverySteps = 200;
+
+    /// <summary>
+    /// Continue from the latest valid checkpoint in <see cref="CheckpointDirectory"/> (invalid files are skipped; with no
+    /// checkpoint, training starts afresh). The checkpoint must come from the same data, seed and training settings; the
+    /// number of epochs may be raised. On the same device and thread count the result is bit-identical to an
+    /// uninterrupted run. Default <c>false</c>.
+    /// </summary>
+    public bool ResumeFromCheckpoint;
+
+    /// <summary>Optional class names, one per class (saved with the model). Default null.</summary>
+    public string[]? ClassNames;
+
+    /// <summary>Optional display palette: one (R, G, B) triple per class, <c>3 * NumberOfClasses</c> bytes (saved with the model). Default null.</summary>
+    public byte[]? Palette;
 }

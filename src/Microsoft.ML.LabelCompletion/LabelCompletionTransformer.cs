@@ -47,7 +47,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     internal const string WeightsEntryName = "LmaeWeights";
 
     /// <summary>Version of the saved layout (the <c>Binary format</c> below); bump it, and keep reading the old ones, when it changes.</summary>
-    internal const int FormatVersion = 1;
+    internal const int FormatVersion = 2;
 
     private const int HashLength = 32;
 
@@ -96,6 +96,15 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     public string Device => _engine.Device.ToString();
 
     internal LabelCompletionEngine Engine => _engine;
+
+    /// <summary>
+    /// The version of this library that saved the model this transformer was loaded from; null for a model trained in this
+    /// process or loaded from a file of format version 1 (which did not record it).
+    /// </summary>
+    public string? SavedByLibraryVersion { get; private init; }
+
+    /// <summary>Class names, one per class, when the options gave them (<see cref="LabelCompletionOptions.ClassNames"/>); else null.</summary>
+    public IReadOnlyList<string>? ClassNames => _options.ClassNames is { } names ? Array.AsReadOnly(names) : null;
 
     /// <summary>
     /// Completes the label maps of <paramref name="input"/> lazily (see the class remarks); the output has the input's columns
@@ -201,8 +210,9 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     private static VersionInfo GetVersionInfo()
         => new VersionInfo(
             modelSignature: ModelSignature,
-            verWrittenCur: 0x00010001, // Initial: LmaeConfig, options, SHA-256 checked weights.
-            verReadableCur: 0x00010001,
+            verWrittenCur: 0x00010002, // 0x00010001 initial: LmaeConfig, options, SHA-256 checked weights.
+                                       // 0x00010002 adds library version, class names, palette and the checkpoint options.
+            verReadableCur: 0x00010002,
             verWeCanReadBack: 0x00010001,
             loaderSignature: LoaderSignature,
             loaderAssemblyName: typeof(LabelCompletionTransformer).Assembly.FullName);
@@ -221,7 +231,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         //   int: number of classes C; byte: unknown label; int: patch size; int: training size;
         //   int: encoder width, depth, heads; int: decoder width, depth, heads; int: MLP ratio; int: activation;
         //   bool: image patch supplement; int: label prior mode; float: window overlap; int: pixel refinement channels;
-        //   bool: directional prior
+        //   (format version 2 and later) bool: directional prior
         // int: string id of the image, label, output, confidence and completion-mask column names (5 ids)
         // inference options:
         //   int: mask selector; float: inference mask ratio; byte: background class; int: mask seed; int: inference batch size
@@ -230,10 +240,19 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         //   int: MLP ratio; int: activation; bool: image patch supplement; int: label prior; float: mask ratio; int: epochs;
         //   int: batch size; double: learning rate; double: weight decay; int: training size; int: class weighting;
         //   int: loss region; bool: augment; int: LR patience; double: LR factor; double: LR threshold;
-        //   int: early-stopping patience; (bool, int): seed; (bool, int): number of threads; float: window overlap
+        //   int: early-stopping patience; (bool, int): seed; (bool, int): number of threads; float: window overlap;
+        //   int: pixel refinement channels; (format version 2 and later) bool: directional prior; (bool, long): training time
+        //   limit in ticks
         // binary stream "LmaeWeights": the network's weights (LabelCompletionEngine.SaveWeights, TorchSharp state dict)
         // long: byte length of the weights stream
         // byte[32]: SHA-256 of the weights stream
+        // format version 2 and later:
+        //   string: version of the library that saved the model
+        //   int: number of class names (-1: none), then that many strings
+        //   int: palette length in bytes (-1: none; else 3 x C: R, G, B per class), then those bytes
+        //   (bool, string): checkpoint directory; int: checkpoint every steps; bool: resume from checkpoint
+        //   byte[32]: SHA-256 of the settings (ContentHash: the configuration, every option and the weights' SHA-256), so a
+        //             changed byte anywhere in the settings fails the load instead of silently changing the model's behaviour
         var w = ctx.Writer;
         w.Write(FormatVersion);
 
@@ -318,6 +337,45 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         Host.Check(hash is not null && hash.Length == HashLength, "The weights stream was not written.");
         w.Write(length);
         w.Write(hash!);
+
+        w.Write(LibraryInfo.Version);
+        w.Write(o.ClassNames?.Length ?? -1);
+        foreach (var name in o.ClassNames ?? []) w.Write(name);
+        w.Write(o.Palette?.Length ?? -1);
+        if (o.Palette is not null) w.Write(o.Palette);
+        w.Write(o.CheckpointDirectory is not null);
+        w.Write(o.CheckpointDirectory ?? "");
+        w.Write(o.CheckpointEverySteps);
+        w.Write(o.ResumeFromCheckpoint);
+        w.Write(ContentHash(c, o, hash!));
+    }
+
+    /// <summary>
+    /// SHA-256 of what the model's behaviour depends on besides the weights' bytes: the configuration, every public option
+    /// (except the validation set and the cancellation token, which are never saved) and the weights' own SHA-256.
+    /// </summary>
+    private static byte[] ContentHash(LmaeConfig config, LabelCompletionOptions options, byte[] weightsHash)
+    {
+        var text = new System.Text.StringBuilder();
+        text.Append(config).Append('\n');
+        foreach (var field in typeof(LabelCompletionOptions).GetFields(BindingFlags.Public | BindingFlags.Instance).OrderBy(f => f.Name, StringComparer.Ordinal))
+        {
+            if (field.Name is nameof(LabelCompletionOptions.ValidationSet) or nameof(LabelCompletionOptions.CancellationToken)) continue;
+            object? value = field.GetValue(options);
+            string shown = value switch
+            {
+                null => "null",
+                string[] names => "[" + string.Join(",", names.Select(n => n.Length + ":" + n)) + "]",
+                byte[] bytes => Convert.ToHexString(bytes),
+                float f => BitConverter.SingleToInt32Bits(f).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                double d => BitConverter.DoubleToInt64Bits(d).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                IFormattable formattable => formattable.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+                _ => value.ToString() ?? "",
+            };
+            text.Append(field.Name).Append('=').Append(shown).Append('\n');
+        }
+        text.Append(Convert.ToHexString(weightsHash));
+        return System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString()));
     }
 
     /// <summary>Reads a model written by <see cref="SaveModel"/> (the <see cref="SignatureLoadModel"/> factory).</summary>
@@ -332,8 +390,10 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         // (see SaveModel)
         var r = ctx.Reader;
         int format = r.ReadInt32();
-        if (format != FormatVersion)
-            throw host.ExceptDecode($"Label completion model: layout version {format} is not supported by this library (it reads version {FormatVersion}).");
+        if (format > FormatVersion)
+            throw host.ExceptDecode($"Label completion model: format version {format} was written by a newer version of this library (this one, {LibraryInfo.Version}, reads versions 1 to {FormatVersion}); update Microsoft.ML.LabelCompletion.");
+        if (format < 1)
+            throw host.ExceptDecode($"Label completion model: format version {format} is not valid; the model data is corrupted.");
 
         var config = new LmaeConfig(
             NumberOfClasses: r.ReadInt32(),
@@ -352,7 +412,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             LabelPrior: ReadEnum<LabelPriorMode>(host, r),
             WindowOverlap: r.ReadSingle(),
             RefinementChannels: r.ReadInt32(),
-            DirectionalPrior: r.ReadBoolean());
+            DirectionalPrior: format >= 2 && r.ReadBoolean());
         host.CheckDecode(config.NumberOfClasses > 0 && config.NumberOfClasses <= 256, "Label completion model: the class count is out of range.");
         host.CheckDecode(config.PatchSize > 0 && config.TrainingSize > 0, "Label completion model: the patch or training size is not positive.");
 
@@ -399,8 +459,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             NumberOfThreads = ReadNullable(r),
             WindowOverlap = r.ReadSingle(),
             PixelRefinementChannels = r.ReadInt32(),
-            DirectionalPrior = r.ReadBoolean(),
-            TrainingTimeLimit = ReadTimeSpan(r),
+            DirectionalPrior = format >= 2 && r.ReadBoolean(),
+            TrainingTimeLimit = format >= 2 ? ReadTimeSpan(r) : null,
         };
         host.CheckDecode(o.InferenceBatchSize > 0, "Label completion model: the inference batch size is not positive.");
 
@@ -438,7 +498,42 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         if (readError is not null || engine is null)
             throw host.ExceptDecode($"Label completion model: the '{WeightsEntryName}' entry could not be read: {readError?.Message}");
 
-        return new LabelCompletionTransformer(env, engine, o, ownsEngine: true);
+        string? savedBy = null;
+        try
+        {
+            if (format >= 2)
+            {
+                savedBy = r.ReadString();
+                int names = r.ReadInt32();
+                host.CheckDecode(names == -1 || names == config.NumberOfClasses,
+                    $"Label completion model: {names} class names for {config.NumberOfClasses} classes.");
+                if (names >= 0)
+                {
+                    o.ClassNames = new string[names];
+                    for (int i = 0; i < names; i++) o.ClassNames[i] = r.ReadString();
+                }
+                int palette = r.ReadInt32();
+                host.CheckDecode(palette == -1 || palette == 3 * config.NumberOfClasses,
+                    $"Label completion model: a palette of {palette} bytes for {config.NumberOfClasses} classes.");
+                if (palette >= 0) o.Palette = r.ReadBytes(palette);
+                host.CheckDecode(o.Palette is null || o.Palette.Length == palette, "Label completion model: the palette is truncated.");
+                bool hasDirectory = r.ReadBoolean();
+                string directory = r.ReadString();
+                o.CheckpointDirectory = hasDirectory ? directory : null;
+                o.CheckpointEverySteps = r.ReadInt32();
+                o.ResumeFromCheckpoint = r.ReadBoolean();
+                byte[] savedHash = r.ReadBytes(HashLength);
+                host.CheckDecode(savedHash.AsSpan().SequenceEqual(ContentHash(config, o, expectedHash)),
+                    "Label completion model: the model's settings are corrupted (their SHA-256 does not match what was saved).");
+            }
+        }
+        catch
+        {
+            engine.Dispose();
+            throw;
+        }
+
+        return new LabelCompletionTransformer(env, engine, o, ownsEngine: true) { SavedByLibraryVersion = savedBy };
     }
 
     /// <summary>The <see cref="SignatureLoadRowMapper"/> factory: the per-row mapper of a saved model.</summary>

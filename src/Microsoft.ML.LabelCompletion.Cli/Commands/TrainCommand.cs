@@ -9,6 +9,8 @@ namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 /// <summary>
 /// <c>lmae train</c>: trains an L-MAE through the ML.NET pipeline (<c>mlContext.Transforms.CompleteLabels(options).Fit</c>), saves it
 /// with <c>mlContext.Model.Save</c>, and writes the training curves as <c>&lt;out&gt;.curves.csv</c> and <c>&lt;out&gt;.curves.png</c>.
+/// Training writes checkpoints to <c>&lt;out&gt;.checkpoints/</c> (or <c>--checkpoints</c>); after a crash, Ctrl+C or SIGTERM,
+/// the same command with <c>--resume</c> continues from the last one. They are deleted once the model is saved.
 /// </summary>
 internal static class TrainCommand
 {
@@ -42,11 +44,15 @@ internal static class TrainCommand
         var refine = new Option<int?>("--refine") { Description = "Hidden channels of the pixel-level refinement head (0 = off, the paper's model).", HelpName = "N" };
         var classes = CommonOptions.Classes();
         var unknown = CommonOptions.Unknown();
+        var checkpoints = new Option<string?>("--checkpoints") { Description = "Checkpoint folder (default <out>.checkpoints); deleted once the model is saved.", HelpName = "DIR" };
+        var checkpointEvery = new Option<int?>("--checkpoint-every") { Description = "Steps between checkpoints inside an epoch (default 200; 0: epoch ends only).", HelpName = "N" };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the last checkpoint of an interrupted run of the same command (starts afresh when there is none)." };
 
         var command = new System.CommandLine.Command("train", "Train an L-MAE model and save it as an ML.NET zip, with training curves.")
         {
             data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
             learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, directional, minutes, classes, unknown,
+            checkpoints, checkpointEvery, resume,
         };
         command.SetAction(parse =>
         {
@@ -110,6 +116,18 @@ internal static class TrainCommand
                 };
             }
 
+            string checkpointDir = Path.GetFullPath(parse.GetValue(checkpoints) ?? outPath + ".checkpoints");
+            options.CheckpointDirectory = checkpointDir;
+            if (parse.GetValue(checkpointEvery) is int every)
+                options.CheckpointEverySteps = every >= 0 ? every : throw new CliException($"--checkpoint-every must be 0 or positive, not {every}.");
+            options.ResumeFromCheckpoint = parse.GetValue(resume);
+            options.CancellationToken = console.Cancellation;
+            var latest = TrainingCheckpoints.FindLatest(checkpointDir);
+            if (latest is not null && !options.ResumeFromCheckpoint)
+                throw new CliException($"{checkpointDir} holds a checkpoint of an earlier run ({Describe(latest)}): add --resume to continue it, or delete the folder to start afresh.");
+            if (options.ResumeFromCheckpoint)
+                console.Out.WriteLine(latest is null ? $"no checkpoint in {checkpointDir}; starting afresh" : $"resuming from {Describe(latest)} ({latest.Path})");
+
             console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"training {options.ModelSize} for {options.Epochs} epochs, batch {options.BatchSize}, lr {options.LearningRate:G3}, mask ratio {options.MaskRatio}, device {parse.GetValue(device)}, seed {options.Seed}"));
             var clock = Stopwatch.StartNew();
@@ -121,6 +139,14 @@ internal static class TrainCommand
                 {
                     model = Fit(ml, options, train);
                 }
+                catch (OperationCanceledException)
+                {
+                    monitor.Finish();
+                    console.Error.WriteLine(TrainingCheckpoints.FindLatest(checkpointDir) is { } last
+                        ? $"lmae: training interrupted; its checkpoint at {Describe(last)} is in {checkpointDir}. Run the same command with --resume to continue."
+                        : "lmae: training interrupted before its first checkpoint.");
+                    return LmaeCli.Cancelled;
+                }
                 finally
                 {
                     monitor.Finish();
@@ -131,6 +157,7 @@ internal static class TrainCommand
             {
                 ModelFiles.Save(ml, model, train.View.Schema, outPath);
             }
+            TrainingCheckpoints.Delete(checkpointDir); // the model is saved: the checkpoints have done their job
             console.Out.WriteLine($"model: {outPath} ({new FileInfo(outPath).Length / 1024.0:F0} KiB, trained in {clock.Elapsed.TotalSeconds:F0} s)");
 
             if (curves.Count == 0)
@@ -186,6 +213,10 @@ internal static class TrainCommand
             panels.Add(("val PA-mIoU (%)", new[] { new ChartSeries("val PA-mIoU", curves.Select(r => r.ValidationPaMiou ?? double.NaN).ToArray()) }));
         Charts.WriteLineCharts(path, $"L-MAE training: {title}", panels, "epoch");
     }
+
+    private static string Describe(TrainingCheckpointInfo checkpoint) => checkpoint.EpochComplete
+        ? $"end of epoch {checkpoint.Epoch}"
+        : $"epoch {checkpoint.Epoch}, step {checkpoint.StepsDone}";
 
     private static int? Positive(int? value, string name) =>
         value is int v && v < 1 ? throw new CliException($"{name} must be at least 1, not {v}.") : value;

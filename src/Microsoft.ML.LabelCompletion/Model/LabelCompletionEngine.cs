@@ -64,6 +64,12 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// <summary>Seconds the last training spent in optimisation steps.</summary>
     public double StepSeconds { get; private set; }
 
+    /// <summary>The checkpoint the last <see cref="Train"/> resumed from, or null.</summary>
+    public string? ResumedFrom { get; private set; }
+
+    /// <summary>Checkpoint files the last <see cref="Train"/> found invalid and skipped (file and reason).</summary>
+    public IReadOnlyList<string> RejectedCheckpoints { get; private set; } = [];
+
     /// <summary>Creates an untrained network (seeded) on <paramref name="device"/>.</summary>
     public static LabelCompletionEngine Create(LmaeConfig config, int seed, Device device)
     {
@@ -78,7 +84,8 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// <paramref name="validation"/> likewise (a fixed centre crop per image, protocol masks with seed 0).
     /// </summary>
     public static LabelCompletionEngine Train(IEnumerable<SegmentationExample> train, IEnumerable<SegmentationExample>? validation,
-        LabelCompletionOptions options, int seed, Device device, Action<TrainingProgress>? progress, CancellationToken cancellationToken)
+        LabelCompletionOptions options, int seed, Device device, Action<TrainingProgress>? progress, CancellationToken cancellationToken,
+        Func<int, int, bool>? injectNonFiniteLoss = null)
     {
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(options);
@@ -90,8 +97,16 @@ internal sealed class LabelCompletionEngine : IDisposable
         var engine = Create(config, seed, device);
         try
         {
-            var trainer = new LmaeTrainer(engine._model, config, options, seed, device);
-            trainer.Run(examples, validationExamples, progress, cancellationToken);
+            var trainer = new LmaeTrainer(engine._model, config, options, seed, device) { InjectNonFiniteLoss = injectNonFiniteLoss };
+            try
+            {
+                trainer.Run(examples, validationExamples, progress, cancellationToken);
+            }
+            finally
+            {
+                engine.ResumedFrom = trainer.ResumedFrom;
+                engine.RejectedCheckpoints = trainer.RejectedCheckpoints;
+            }
             engine.TrainingExampleCount = examples.Count;
             engine.DataWaitSeconds = trainer.DataWaitSeconds;
             engine.StepSeconds = trainer.StepSeconds;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Microsoft.ML.LabelCompletion.Data;
+using Microsoft.ML.LabelCompletion.Internal;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -48,6 +49,15 @@ internal sealed class LmaeTrainer
     /// <summary>Seconds spent in optimisation steps (forward, backward, update).</summary>
     public double StepSeconds { get; private set; }
 
+    /// <summary>Test hook: returns true for the (epoch, 1-based step) whose loss is to be replaced by NaN (fault injection).</summary>
+    internal Func<int, int, bool>? InjectNonFiniteLoss { get; init; }
+
+    /// <summary>The checkpoint training resumed from, or null.</summary>
+    public string? ResumedFrom { get; private set; }
+
+    /// <summary>Checkpoint files that failed their check while looking for the latest (file and reason); they were not used.</summary>
+    public List<string> RejectedCheckpoints { get; } = new();
+
     public void Run(IReadOnlyList<SegmentationExample> train, IReadOnlyList<SegmentationExample>? validation,
         Action<TrainingProgress>? progress, CancellationToken token)
     {
@@ -58,49 +68,209 @@ internal sealed class LmaeTrainer
         var validationSamples = validation is null ? null : ValidationSamples(validation);
         int batchSize = Math.Max(1, _options.BatchSize);
         int stepsPerEpoch = (train.Count + batchSize - 1) / batchSize;
-        double best = double.PositiveInfinity;
-        int epochsWithoutImprovement = 0;
+
+        // Where training stands; a checkpoint restores exactly these values (and the weights and Adam's state).
+        var at = new Position { Epoch = 1, EarlyStoppingBest = double.PositiveInfinity };
+        var checkpoints = _options.CheckpointDirectory is { } directory
+            ? new CheckpointWriter(this, directory, Fingerprint(train, validation), optimizer, scheduler)
+            : null;
+        if (checkpoints is not null && checkpoints.Start(_options.ResumeFromCheckpoint) is { } resumed)
+        {
+            ResumedFrom = resumed.Path;
+            var c = resumed.Checkpoint;
+            at = new Position
+            {
+                Epoch = c.EpochComplete ? c.Epoch + 1 : c.Epoch, Step = c.EpochComplete ? 0 : c.StepsDone, GlobalStep = c.GlobalStep,
+                LossSum = c.EpochComplete ? 0 : c.LossSum, Images = c.EpochComplete ? 0 : c.Images, Stopped = c.Finished,
+                EarlyStoppingBest = c.EarlyStoppingBest, EpochsWithoutImprovement = c.EpochsWithoutImprovement,
+            };
+        }
 
         var trainingClock = Stopwatch.StartNew();
-        for (int epoch = 1; epoch <= _options.Epochs; epoch++)
+        for (; at.Epoch <= _options.Epochs && !at.Stopped; at.Epoch++, at.Step = 0, at.LossSum = 0, at.Images = 0)
         {
+            int epoch = at.Epoch;
             var order = Enumerable.Range(0, train.Count).ToArray();
             new Random(Mix(_seed, epoch, -1)).Shuffle(order);
             var batches = order.Chunk(batchSize).ToArray();
-            double lossSum = 0;
-            int images = 0;
             var clock = Stopwatch.StartNew();
-            Task<List<WindowSample>>? next = PrepareAsync(train, batches[0], epoch, 0);
-            for (int step = 0; step < batches.Length; step++)
+            int imagesAtStart = at.Images;
+            Task<List<WindowSample>>? next = at.Step < batches.Length ? PrepareAsync(train, batches[at.Step], epoch, at.Step) : null;
+            for (; at.Step < batches.Length; )
             {
-                token.ThrowIfCancellationRequested();
+                StopIfCancelled(checkpoints, at, token);
                 long waitStart = Stopwatch.GetTimestamp();
                 var samples = next!.GetAwaiter().GetResult();
                 DataWaitSeconds += Stopwatch.GetElapsedTime(waitStart).TotalSeconds;
-                next = step + 1 < batches.Length ? PrepareAsync(train, batches[step + 1], epoch, step + 1) : null;
+                next = at.Step + 1 < batches.Length ? PrepareAsync(train, batches[at.Step + 1], epoch, at.Step + 1) : null;
                 long stepStart = Stopwatch.GetTimestamp();
-                float loss = Step(optimizer, samples, classWeights, epoch, step + 1);
+                float loss = Step(optimizer, samples, classWeights, epoch, at.Step + 1);
                 StepSeconds += Stopwatch.GetElapsedTime(stepStart).TotalSeconds;
-                lossSum += loss * samples.Count;
-                images += samples.Count;
-                progress?.Invoke(new TrainingProgress(epoch, _options.Epochs, step + 1, stepsPerEpoch, loss,
-                    images / Math.Max(1e-9, clock.Elapsed.TotalSeconds), optimizer.LearningRate, null, null, false));
+                at.LossSum += loss * samples.Count;
+                at.Images += samples.Count;
+                at.Step++;
+                at.GlobalStep++;
+                // The last step of an epoch is followed by the epoch-end checkpoint.
+                if (checkpoints is not null && _options.CheckpointEverySteps > 0 && at.GlobalStep % _options.CheckpointEverySteps == 0
+                    && at.Step < batches.Length)
+                    checkpoints.Write(at, epochComplete: false);
+                progress?.Invoke(new TrainingProgress(epoch, _options.Epochs, at.Step, stepsPerEpoch, loss,
+                    (at.Images - imagesAtStart) / Math.Max(1e-9, clock.Elapsed.TotalSeconds), optimizer.LearningRate, null, null, false));
             }
             next?.Wait();
 
-            double trainLoss = lossSum / Math.Max(1, images);
+            StopIfCancelled(checkpoints, at, token);
+            double trainLoss = at.LossSum / Math.Max(1, at.Images);
             double? validationLoss = null, validationPaMiou = null;
             if (validationSamples is { Count: > 0 })
-                (validationLoss, validationPaMiou) = Validate(validationSamples, classWeights);
+            {
+                try
+                {
+                    (validationLoss, validationPaMiou) = Validate(validationSamples, classWeights, token);
+                }
+                catch (OperationCanceledException)
+                {
+                    StopIfCancelled(checkpoints, at, token);
+                    throw;
+                }
+                if (!double.IsFinite(validationLoss.Value))
+                    throw new InvalidOperationException($"Validation loss is {validationLoss} at the end of epoch {epoch} (the training loss was {trainLoss}).");
+            }
             double watched = validationLoss ?? trainLoss;
             optimizer.LearningRate = scheduler.Step(watched, optimizer.LearningRate);
-            progress?.Invoke(new TrainingProgress(epoch, _options.Epochs, stepsPerEpoch, stepsPerEpoch, trainLoss,
-                images / Math.Max(1e-9, clock.Elapsed.TotalSeconds), optimizer.LearningRate, validationLoss, validationPaMiou, true));
 
-            if (watched < best * (1 - _options.LearningRateThreshold)) { best = watched; epochsWithoutImprovement = 0; }
-            else epochsWithoutImprovement++;
-            if (_options.EarlyStoppingPatience > 0 && epochsWithoutImprovement >= _options.EarlyStoppingPatience) break;
+            if (watched < at.EarlyStoppingBest * (1 - _options.LearningRateThreshold)) { at.EarlyStoppingBest = watched; at.EpochsWithoutImprovement = 0; }
+            else at.EpochsWithoutImprovement++;
+            at.Stopped = _options.EarlyStoppingPatience > 0 && at.EpochsWithoutImprovement >= _options.EarlyStoppingPatience;
+            checkpoints?.Write(at, epochComplete: true);
+            progress?.Invoke(new TrainingProgress(epoch, _options.Epochs, stepsPerEpoch, stepsPerEpoch, trainLoss,
+                (at.Images - imagesAtStart) / Math.Max(1e-9, clock.Elapsed.TotalSeconds), optimizer.LearningRate, validationLoss, validationPaMiou, true));
+            // The time budget ends training between epochs (a resume may continue it).
             if (_options.TrainingTimeLimit is TimeSpan limit && trainingClock.Elapsed >= limit) break;
+        }
+    }
+
+    /// <summary>On cancellation, saves where training stands (between two steps, so the state is whole) and throws.</summary>
+    private static void StopIfCancelled(CheckpointWriter? checkpoints, Position at, CancellationToken token)
+    {
+        if (!token.IsCancellationRequested) return;
+        checkpoints?.Write(at, epochComplete: false);
+        token.ThrowIfCancellationRequested();
+    }
+
+    /// <summary>What identifies a training run for a resume: data, seed and every setting that changes the weights.</summary>
+    private List<string> Fingerprint(IReadOnlyList<SegmentationExample> train, IReadOnlyList<SegmentationExample>? validation)
+    {
+        var o = _options;
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        return
+        [
+            $"network={_config}",
+            $"seed={_seed}",
+            $"batch size={o.BatchSize}",
+            $"mask ratio={o.MaskRatio.ToString("R", inv)}",
+            $"learning rate={o.LearningRate.ToString("R", inv)}",
+            $"weight decay={o.WeightDecay.ToString("R", inv)}",
+            $"class weighting={o.ClassWeighting}",
+            $"loss region={o.LossRegion}",
+            $"augment={o.Augment}",
+            $"learning-rate schedule={o.LearningRatePatience}/{o.LearningRateFactor.ToString("R", inv)}/{o.LearningRateThreshold.ToString("R", inv)}",
+            $"early-stopping patience={o.EarlyStoppingPatience}",
+            $"training data={DataHash(train)}",
+            $"validation data={(validation is null ? "none" : DataHash(validation))}",
+        ];
+    }
+
+    /// <summary>Row count and SHA-256 of every example's source, size, pixels and label.</summary>
+    private static string DataHash(IReadOnlyList<SegmentationExample> examples)
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        Span<byte> size = stackalloc byte[8];
+        foreach (var e in examples)
+        {
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes(e.Source + "\0"));
+            BitConverter.TryWriteBytes(size[..4], e.Image.Width);
+            BitConverter.TryWriteBytes(size[4..], e.Image.Height);
+            hash.AppendData(size);
+            hash.AppendData(e.Image.Pixels);
+            hash.AppendData(e.Label.Values);
+        }
+        return $"{examples.Count} rows, SHA-256 {Convert.ToHexString(hash.GetHashAndReset())}";
+    }
+
+    /// <summary>Where the training loop stands: what a checkpoint saves besides the weights and the optimizer.</summary>
+    private sealed class Position
+    {
+        public int Epoch;
+        public int Step;
+        public long GlobalStep;
+        public double LossSum;
+        public int Images;
+        public double EarlyStoppingBest;
+        public int EpochsWithoutImprovement;
+        public bool Stopped;
+    }
+
+    /// <summary>Writes checkpoints of one run into its folder, keeps the newest two, and finds the one to resume from.</summary>
+    private sealed class CheckpointWriter(LmaeTrainer trainer, string directory, List<string> fingerprint,
+        AdamOptimizer optimizer, PlateauScheduler scheduler)
+    {
+        private const int Keep = 2;
+        private (int, int, int)? _lastWritten;
+
+        /// <summary>Prepares the folder; returns the checkpoint to resume from (weights and optimizer already restored) or null.</summary>
+        public (string Path, TrainingCheckpoint Checkpoint)? Start(bool resume)
+        {
+            Directory.CreateDirectory(directory);
+            TrainingCheckpoint.DeleteLeftovers(directory);
+            if (!resume)
+            {
+                if (TrainingCheckpoint.List(directory).Count > 0)
+                    throw new InvalidOperationException(
+                        $"{directory} already holds training checkpoints; set ResumeFromCheckpoint to continue that run, or use an empty folder.");
+                return null;
+            }
+            var latest = TrainingCheckpoint.FindLatest(directory, trainer.RejectedCheckpoints);
+            if (latest is null) return null;
+            var (path, header) = latest.Value;
+            var differences = TrainingCheckpoint.Differences(header.Fingerprint, fingerprint);
+            if (differences.Count > 0)
+                throw new InvalidOperationException(
+                    $"{path} belongs to another training run and cannot be resumed with these data and settings ({string.Join("; ", differences)}).");
+            TrainingCheckpoint.Read(path, reader =>
+            {
+                trainer._model.load(reader, strict: true);
+                optimizer.LoadState(reader);
+            });
+            scheduler.Best = header.SchedulerBest;
+            scheduler.BadEpochs = header.SchedulerBadEpochs;
+            _lastWritten = header.Order;
+            return latest;
+        }
+
+        public void Write(Position at, bool epochComplete)
+        {
+            var checkpoint = new TrainingCheckpoint
+            {
+                LibraryVersion = LibraryInfo.Version,
+                Fingerprint = fingerprint,
+                Epoch = at.Epoch, StepsDone = at.Step, EpochComplete = epochComplete, Finished = epochComplete && at.Stopped,
+                GlobalStep = at.GlobalStep, LossSum = at.LossSum, Images = at.Images,
+                LearningRate = optimizer.LearningRate, SchedulerBest = scheduler.Best, SchedulerBadEpochs = scheduler.BadEpochs,
+                EarlyStoppingBest = at.EarlyStoppingBest, EpochsWithoutImprovement = at.EpochsWithoutImprovement,
+            };
+            if (_lastWritten == checkpoint.Order) return;
+            checkpoint.Write(directory, writer =>
+            {
+                trainer._model.save(writer);
+                optimizer.SaveState(writer);
+            });
+            _lastWritten = checkpoint.Order;
+            foreach (var old in TrainingCheckpoint.List(directory).OrderByDescending(TrainingCheckpoint.OrderOfName).Skip(Keep))
+            {
+                try { File.Delete(old); }
+                catch (IOException) { }
+            }
         }
     }
 
@@ -112,12 +282,18 @@ internal sealed class LmaeTrainer
         using var inputs = WindowBatch.ToInputs(samples, _config, _device);
         var targets = WindowBatch.Targets(samples, _config, _device);
         var loss = LmaeLoss.Compute(_model.forward(inputs), targets, classWeights);
+        if (InjectNonFiniteLoss?.Invoke(epoch, step) == true)
+        {
+            using var nan = float.NaN.ToScalar();
+            loss = loss.mul(nan);
+        }
         optimizer.ZeroGrad();
         loss.backward();
         float value = loss.item<float>();
         if (!float.IsFinite(value))
             throw new InvalidOperationException(
-                $"Training loss is {value} at epoch {epoch}, step {step}; batch: {string.Join(", ", samples.Select(s => s.Source))}.");
+                $"Training loss is {value} at epoch {epoch}, step {step}; batch: {string.Join(", ", samples.Select(s => s.Source))}. "
+                + "The weights were not updated; the last checkpoint, if any, holds the state before this step.");
         optimizer.Step();
         return value;
     }
@@ -165,7 +341,7 @@ internal sealed class LmaeTrainer
     }
 
     /// <summary>Validation loss and PA-mIoU (0..100) over the masked, known pixels of the validation crops.</summary>
-    private (double Loss, double PaMiou) Validate(List<WindowSample> samples, Tensor? classWeights)
+    private (double Loss, double PaMiou) Validate(List<WindowSample> samples, Tensor? classWeights, CancellationToken token)
     {
         var confusion = new Evaluation.SegmentationConfusionMatrix(_config.NumberOfClasses);
         double lossSum = 0;
@@ -175,6 +351,7 @@ internal sealed class LmaeTrainer
             _model.eval();
             foreach (var chunk in samples.Chunk(Math.Max(1, _options.BatchSize)))
             {
+                token.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 using var inputs = WindowBatch.ToInputs(chunk, _config, _device);
                 var targets = WindowBatch.Targets(chunk, _config, _device);
