@@ -47,6 +47,9 @@ internal sealed partial class TrainingMonitor : IDisposable
         }
     }
 
+    /// <summary>Training time budget, if any: the time left never exceeds what remains of it.</summary>
+    public TimeSpan? TimeLimit { get; init; }
+
     /// <summary>Minimum time between two plain (non-terminal) step lines.</summary>
     public TimeSpan PlainStepInterval { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -103,6 +106,8 @@ internal sealed partial class TrainingMonitor : IDisposable
         {
             long done = (long)(epoch - 1) * perEpoch + step, total = (long)epochs * perEpoch;
             var remaining = TimeSpan.FromSeconds(_clock.Elapsed.TotalSeconds / done * (total - done));
+            if (TimeLimit is TimeSpan limit && limit - _clock.Elapsed < remaining)
+                remaining = limit > _clock.Elapsed ? limit - _clock.Elapsed : TimeSpan.Zero;
             left = $"  left {Format(remaining)}";
         }
         string line = string.Create(CultureInfo.InvariantCulture,

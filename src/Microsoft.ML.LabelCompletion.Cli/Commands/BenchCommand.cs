@@ -12,21 +12,22 @@ namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 internal static class BenchCommand
 {
     /// <summary>The benchmarks, in the order they run.</summary>
-    public static readonly string[] Benchmarks = ["matmul", "model", "train", "infer", "pipeline", "paper"];
+    public static readonly string[] Benchmarks = ["matmul", "model", "train", "infer", "pipeline", "paper", "profile", "ratios"];
 
     public static System.CommandLine.Command Create(CliConsole console)
     {
         var only = new Option<string>("--only")
         {
             Description = "Comma-separated benchmarks: matmul (FP32 matmul ceiling), model (parameters, GFLOP), train (training step), "
-                + "infer (completion of 480x360 images), pipeline (PNG loading into fused arrays), paper (training step of the Paper config). "
+                + "infer (completion of 480x360 images), pipeline (PNG loading into fused arrays), paper (training step of the Paper config), "
+                + "profile (where a training step's time goes), ratios (training step at mask ratios 0.25, 0.5, 0.75). "
                 + "Default matmul,model,train,infer,pipeline.",
             DefaultValueFactory = _ => "matmul,model,train,infer,pipeline",
         };
         var threads = new Option<int?>("--threads") { Description = "Threads for TorchSharp and the loader. Default: all cores.", HelpName = "N" };
         var config = new Option<string>("--config") { Description = "Size preset of model, train and infer: Tiny, Small, Paper. Default Small.", DefaultValueFactory = _ => "Small" };
         config.AcceptOnlyFromAmong("Tiny", "Small", "Paper", "tiny", "small", "paper");
-        var batch = new Option<int>("--batch") { Description = "Batch of train and infer (paper uses 1). Default 8.", DefaultValueFactory = _ => 8 };
+        var batch = new Option<int>("--batch") { Description = "Batch of train and infer (paper uses 2). Default 8.", DefaultValueFactory = _ => 8 };
         var repeats = new Option<int>("--repeats") { Description = "Timed repeats of matmul (median reported); timed steps of train. Default 10.", DefaultValueFactory = _ => 10 };
         var data = new Option<string?>("--data") { Description = "pipeline: data folder to read (default: a synthetic PNG set in a temporary folder).", HelpName = "DIR" };
         var format = new Option<string?>("--format") { Description = "pipeline: layout of --data (camvid, voc, cityscapes, pairs)." };
@@ -87,7 +88,14 @@ internal static class BenchCommand
                         record = LabelCompletionBenchmarks.Infer(size, batchSize, threadCount, Ceiling(), seed: seedValue);
                         break;
                     case "paper":
-                        record = LabelCompletionBenchmarks.Train(LabelCompletionModelSize.Paper, 1, 0.5, threadCount, Ceiling(), steps: 3, warmup: 2, seed: seedValue, name: "paper");
+                        record = LabelCompletionBenchmarks.Train(LabelCompletionModelSize.Paper, 2, 0.5, threadCount, Ceiling(), steps: 3, warmup: 2, seed: seedValue, name: "paper");
+                        break;
+                    case "ratios":
+                        foreach (double ratio in new[] { 0.25, 0.5, 0.75 })
+                            console.Out.WriteLine(LabelCompletionBenchmarks.Train(size, batchSize, ratio, threadCount, Ceiling(), steps: repeatCount, seed: seedValue, name: "train_ratio").ToJsonLine());
+                        continue;
+                    case "profile":
+                        record = LabelCompletionBenchmarks.Profile(size, batchSize, threadCount, seed: seedValue);
                         break;
                     case "pipeline":
                         console.Out.WriteLine(Pipeline(dataDir, dataFormat, parse.GetValue(split)!, threadCount, seedValue));

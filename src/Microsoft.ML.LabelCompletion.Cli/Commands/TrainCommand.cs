@@ -30,18 +30,18 @@ internal static class TrainCommand
         var threads = CommonOptions.Threads();
         var seed = new Option<int>("--seed") { Description = "Seed of weights, masks and augmentation. Default 1.", DefaultValueFactory = _ => 1 };
         var batch = new Option<int?>("--batch") { Description = "Images per optimisation step (default 8).", HelpName = "N" };
-        var learningRate = new Option<double?>("--lr") { Description = "Adam learning rate (default 1e-4).", HelpName = "X" };
+        var learningRate = new Option<double?>("--lr") { Description = "Adam learning rate (default 1e-3).", HelpName = "X" };
         var noIps = new Option<bool>("--no-ips") { Description = "Replace the Image Patch Supplement by one learned mask token (the MAE baseline)." };
         var labelPrior = new Option<string?>("--label-prior") { Description = "Label prior from the NearestKnown fill: none (the paper's model), ips, ips-logits (default)." };
         labelPrior.AcceptOnlyFromAmong("none", "ips", "ips-logits");
-        var classWeights = new Option<string?>("--class-weights") { Description = "Loss class weights: none, eq10 (the paper's eq. 10, default), median (median frequency)." };
+        var classWeights = new Option<string?>("--class-weights") { Description = "Loss class weights: none (default), eq10 (the paper's eq. 10), median (median frequency)." };
         classWeights.AcceptOnlyFromAmong("none", "eq10", "median");
         var patch = new Option<int?>("--patch") { Description = "Patch size in pixels (default: the preset's, Tiny 8, Small/Paper 16).", HelpName = "N" };
         var crop = new Option<int?>("--crop") { Description = "Side of the square training crop, also the inference window (default 224).", HelpName = "N" };
         var noAugment = new Option<bool>("--no-augment") { Description = "Turn off random scale, crop and flip." };
-        var directional = new Option<bool>("--directional") { Description = "The pixel refinement also reads the nearest known labels left, right, above and below (needs --refine)." };
+        var noDirectional = new Option<bool>("--no-directional") { Description = "The pixel refinement does not read the nearest known labels left, right, above and below." };
         var minutes = new Option<double?>("--minutes") { Description = "Training time budget: no epoch starts after it (default: none, --epochs decides).", HelpName = "M" };
-        var refine = new Option<int?>("--refine") { Description = "Hidden channels of the pixel-level refinement head (0 = off, the paper's model).", HelpName = "N" };
+        var refine = new Option<int?>("--refine") { Description = "Hidden channels of the pixel-level refinement head (default 32; 0 = off, the paper's model).", HelpName = "N" };
         var classes = CommonOptions.Classes();
         var unknown = CommonOptions.Unknown();
         var checkpoints = new Option<string?>("--checkpoints") { Description = "Checkpoint folder (default <out>.checkpoints); deleted once the model is saved.", HelpName = "DIR" };
@@ -51,7 +51,7 @@ internal static class TrainCommand
         var command = new System.CommandLine.Command("train", "Train an L-MAE model and save it as an ML.NET zip, with training curves.")
         {
             data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
-            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, directional, minutes, classes, unknown,
+            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, noDirectional, minutes, classes, unknown,
             checkpoints, checkpointEvery, resume,
         };
         command.SetAction(parse =>
@@ -89,10 +89,9 @@ internal static class TrainCommand
             if (Positive(parse.GetValue(crop), "--crop") is int c) options.TrainingSize = c;
             if (parse.GetValue(refine) is int r)
                 options.PixelRefinementChannels = r >= 0 ? r : throw new CliException($"--refine must be 0 or more, not {r}.");
-            options.DirectionalPrior = parse.GetValue(directional);
+            options.DirectionalPrior = !parse.GetValue(noDirectional) && options.PixelRefinementChannels > 0;
             if (parse.GetValue(minutes) is double budget)
                 options.TrainingTimeLimit = budget > 0 && double.IsFinite(budget) ? TimeSpan.FromMinutes(budget) : throw new CliException($"--minutes must be positive, not {budget}.");
-            if (options.DirectionalPrior && options.PixelRefinementChannels == 0) throw new CliException("--directional needs --refine N.");
             if (parse.GetValue(maskRatio) is float m)
                 options.MaskRatio = m is > 0 and < 1 ? m : throw new CliException($"--mask-ratio must be in (0, 1), not {m}.");
             if (parse.GetValue(learningRate) is double lr)
@@ -133,7 +132,7 @@ internal static class TrainCommand
             var clock = Stopwatch.StartNew();
             LabelCompletionTransformer model;
             IReadOnlyList<EpochRecord> curves;
-            using (var monitor = new TrainingMonitor(ml, console))
+            using (var monitor = new TrainingMonitor(ml, console) { TimeLimit = options.TrainingTimeLimit })
             {
                 try
                 {

@@ -148,6 +148,57 @@ public static class LabelCompletionBenchmarks
             .Add("gflop_per_s", achieved).Add("fraction_of_matmul", achieved / matmulGflops);
     }
 
+    /// <summary>
+    /// Where a training step's time goes (median ms per batch of <paramref name="repeats"/> after warm-up): data preparation
+    /// (augmentation, masking, priors) on one thread, tensor building, encoder forward, decoder forward (with the head and
+    /// the refinement), loss, backward, optimizer update.
+    /// </summary>
+    public static BenchmarkRecord Profile(LabelCompletionModelSize size, int batch, int threads, int repeats = 8, int seed = 0)
+    {
+        set_num_threads(threads);
+        var options = new LabelCompletionOptions { NumberOfClasses = 11, ModelSize = size, BatchSize = batch, NumberOfThreads = threads };
+        var config = LmaeConfig.FromOptions(options);
+        using var engine = LabelCompletionEngine.Create(config, seed, CPU);
+        var model = engine.Network;
+        using var optimizer = new AdamOptimizer(model.parameters(), options.LearningRate, weightDecay: options.WeightDecay);
+        var examples = SyntheticExamples(batch, 480, 360, seed, config.NumberOfClasses);
+        var augmentation = new Data.SegmentationAugmentationOptions { CropWidth = config.TrainingSize, CropHeight = config.TrainingSize };
+        int l = (config.TrainingSize / config.PatchSize) * (config.TrainingSize / config.PatchSize);
+        var parts = new Dictionary<string, List<double>>();
+        void Time(string part, Action action)
+        {
+            var sw = Stopwatch.StartNew();
+            action();
+            (parts.TryGetValue(part, out var list) ? list : parts[part] = new List<double>()).Add(sw.Elapsed.TotalMilliseconds);
+        }
+        model.train();
+        for (int r = 0; r < repeats + 2; r++)
+        {
+            using var scope = NewDisposeScope();
+            var random = new Random(r);
+            List<WindowSample> samples = null!;
+            Time("data_ms", () => samples = examples.Select(e =>
+            {
+                var (image, label) = Data.SegmentationAugmentation.Apply(e.Image, e.Label, augmentation, random);
+                return WindowBatch.FromCrop(image, label, MaskSelector.RandomForTraining(l, 0.5, random), config, LossRegion.MaskedPatches, e.Source);
+            }).ToList());
+            LmaeInputs inputs = null!;
+            Tensor targets = null!, latent = null!, logits = null!, loss = null!;
+            Time("tensors_ms", () => { inputs = WindowBatch.ToInputs(samples, config, CPU); targets = WindowBatch.Targets(samples, config, CPU); });
+            Time("encoder_ms", () => latent = model.ForwardEncoder(inputs));
+            Time("decoder_ms", () => logits = model.ForwardDecoder(latent, inputs));
+            Time("loss_ms", () => loss = LmaeLoss.Compute(logits, targets, null));
+            Time("backward_ms", () => { optimizer.ZeroGrad(); loss.backward(); });
+            Time("update_ms", optimizer.Step);
+            inputs.Dispose();
+            if (r < 2) foreach (var list in parts.Values) list.RemoveAt(list.Count - 1);
+        }
+        var record = new BenchmarkRecord("profile").Add("config", size.ToString()).Add("batch", batch).Add("threads", threads)
+            .Add("refinement_channels", config.RefinementChannels).Add("directional_prior", config.DirectionalPrior);
+        foreach (var (part, times) in parts) record.Add(part, Median(times));
+        return record;
+    }
+
     /// <summary>Parameter count and forward GFLOP per image of a size preset at a square crop (mask ratio 0.5).</summary>
     public static BenchmarkRecord ModelSize(LabelCompletionModelSize size, int crop = 224, int classes = 11)
     {

@@ -51,7 +51,7 @@ public sealed record LmaeConfig(
             options.EncoderEmbeddingDimension ?? de, options.EncoderDepth ?? eb, options.EncoderHeads ?? eh,
             options.DecoderEmbeddingDimension ?? dd, options.DecoderDepth ?? db, options.DecoderHeads ?? dh,
             options.MlpRatio, options.Activation, options.UseImagePatchSupplement, options.LabelPrior, options.WindowOverlap,
-            options.PixelRefinementChannels, options.DirectionalPrior);
+            options.PixelRefinementChannels, options.DirectionalPrior && options.PixelRefinementChannels > 0);
         config.Validate();
         return config;
     }

@@ -87,7 +87,7 @@ public sealed class ModelTests
     [TestMethod]
     public void PixelRefinementStartsAsNoCorrectionAndSeesTheImage()
     {
-        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 8 };
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 8, DirectionalPrior = false };
         using var refinement = new PixelRefinement(6, 8);
         using var features = randn(2, 16, 12, 12);
         Assert.AreEqual(0f, refinement.forward(features).abs().max().item<float>(), "the output layer starts at zero");
@@ -139,7 +139,9 @@ public sealed class ModelTests
     [TestMethod]
     public void ImagePatchSupplementCarriesMaskedImageOnlyWhenOn()
     {
-        var on = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { LabelPrior = LabelPriorMode.None };
+        // The paper's model: no label prior and no pixel refinement (which would carry the image by itself).
+        var on = LmaeConfig.FromOptions(ModelTestData.TinyOptions())
+            with { LabelPrior = LabelPriorMode.None, RefinementChannels = 0, DirectionalPrior = false };
         var off = on with { UseImagePatchSupplement = false };
         using var withIps = new LabelMaskAutoEncoder(on);
         using var withoutIps = new LabelMaskAutoEncoder(off);
