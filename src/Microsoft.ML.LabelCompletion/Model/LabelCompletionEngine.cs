@@ -90,6 +90,7 @@ internal sealed class LabelCompletionEngine : IDisposable
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(options);
         var config = LmaeConfig.FromOptions(options);
+        Internal.NativeHeapTuning.Apply();
         if (options.NumberOfThreads is int threads) set_num_threads(threads);
         var examples = ReadExamples(train, config, cancellationToken, "training");
         if (examples.Count == 0) throw new InvalidOperationException("The training data has no rows.");
@@ -132,6 +133,7 @@ internal sealed class LabelCompletionEngine : IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(patchMasks);
         if (batch.Count != patchMasks.Count) throw new ArgumentException("One patch mask per image is needed.", nameof(patchMasks));
+        Internal.NativeHeapTuning.Apply();
         int p = Config.PatchSize, c = Config.NumberOfClasses, t = Config.TrainingSize;
         byte unknown = Config.UnknownLabel;
 

@@ -1,0 +1,41 @@
+using System.Runtime.InteropServices;
+
+namespace Microsoft.ML.LabelCompletion.Internal;
+
+/// <summary>
+/// Keeps glibc from returning libtorch's large activation buffers to the kernel after every step. By default glibc serves
+/// allocations above its mmap threshold (at most 32 MiB) with fresh <c>mmap</c>s and trims the heap on free, so each
+/// training step page-faults and zeroes hundreds of megabytes again. Measured with <c>lmae bench --only train</c> (Small,
+/// batch 8, 2 threads): 185 ms/image with 15 s of system time per run by default, 105 ms/image with 1.2 s when no buffer
+/// is mmapped and the heap is not trimmed; peak RSS rises from about 1.7 to 2.4 GiB (the pages are kept for the next
+/// step). Applied once per process, on Linux with glibc only; elsewhere a no-op.
+/// </summary>
+internal static class NativeHeapTuning
+{
+    private const int MallocTrimThreshold = -1;  // M_TRIM_THRESHOLD
+    private const int MallocMmapMax = -4;        // M_MMAP_MAX
+    private static int _applied;
+
+    /// <summary>Whether the tuning took effect in this process.</summary>
+    public static bool Active { get; private set; }
+
+    /// <summary>Applies the settings (idempotent, thread-safe). Opt out with the environment variable LMAE_NO_HEAP_TUNING=1.</summary>
+    public static void Apply()
+    {
+        if (Interlocked.Exchange(ref _applied, 1) == 1) return;
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("LMAE_NO_HEAP_TUNING") == "1") return;
+        try
+        {
+            // No mmapped chunks at all (glibc caps the mmap threshold at 32 MiB; refinement activations are larger), and
+            // free heap is never trimmed.
+            Active = mallopt(MallocMmapMax, 0) == 1 & mallopt(MallocTrimThreshold, int.MaxValue) == 1;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            Active = false; // not glibc (for example musl): nothing to tune
+        }
+    }
+
+    [DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int mallopt(int parameter, int value);
+}
