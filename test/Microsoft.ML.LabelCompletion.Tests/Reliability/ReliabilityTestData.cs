@@ -12,28 +12,13 @@ namespace Microsoft.ML.LabelCompletion.Tests.Reliability;
 /// </summary>
 internal static class ReliabilityTestData
 {
-    public const int Seed = 11;
+    public const int Seed = TrainingRunner.Seed;
 
     private static readonly Lazy<byte[]> _uninterrupted = new(() => Weights(Train(Options(null, false))));
 
-    public static LabelCompletionOptions Options(string? checkpoints, bool resume) => new()
-    {
-        NumberOfClasses = SyntheticScenes.NumberOfClasses,
-        ModelSize = LabelCompletionModelSize.Tiny,
-        TrainingSize = 32,
-        BatchSize = 2,
-        Epochs = 3,
-        LearningRate = 1e-3,
-        LearningRatePatience = 0,
-        NumberOfThreads = 1,
-        ClassWeighting = ClassWeighting.MedianFrequency,
-        CheckpointDirectory = checkpoints,
-        CheckpointEverySteps = 2,
-        ResumeFromCheckpoint = resume,
-    };
+    public static LabelCompletionOptions Options(string? checkpoints, bool resume) => TrainingRunner.Options(checkpoints, resume);
 
-    public static List<SegmentationExample> Scenes() =>
-        SyntheticScenes.Generate(12, 32, 32, 300).Select((s, i) => new SegmentationExample(s.Image, s.Label, $"scene {300 + i}")).ToList();
+    public static List<SegmentationExample> Scenes() => TrainingRunner.Scenes();
 
     /// <summary>Final weights of an uninterrupted in-process run (computed once).</summary>
     public static byte[] UninterruptedWeights => _uninterrupted.Value;
