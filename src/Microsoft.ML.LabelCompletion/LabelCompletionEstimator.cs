@@ -208,6 +208,7 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
         Require(o.LearningRate > 0, nameof(o.LearningRate), $"must be positive; it is {o.LearningRate}.");
         Require(o.NumberOfThreads is null or >= 1, nameof(o.NumberOfThreads), $"must be null or at least 1; it is {o.NumberOfThreads}.");
         Require(Enum.IsDefined(o.MaskSelector), nameof(o.MaskSelector), $"{(int)o.MaskSelector} is not a mask selector.");
+        Require(Enum.IsDefined(o.Precision), nameof(o.Precision), $"{(int)o.Precision} is not a precision.");
         Require(o.ClassNames is null || (o.ClassNames.Length == o.NumberOfClasses && o.ClassNames.All(n => n is not null)), nameof(o.ClassNames),
             $"needs one non-null name per class ({o.NumberOfClasses}); it has {o.ClassNames?.Length} entries.");
         Require(o.Palette is null || o.Palette.Length == 3 * o.NumberOfClasses, nameof(o.Palette),

@@ -65,6 +65,23 @@ public enum LabelPriorMode
 }
 
 /// <summary>
+/// Numeric precision of the network's matrix products and convolutions (the weights, optimizer state, normalisations,
+/// softmax and loss stay FP32 in every mode).
+/// </summary>
+public enum LabelCompletionPrecision
+{
+    /// <summary>Everything in FP32: bit-reproducible on a given machine and thread count.</summary>
+    Float32 = 0,
+
+    /// <summary>
+    /// bf16 autocast: linear layers, attention and convolutions compute in bfloat16 from FP32 master weights, like
+    /// <c>torch.autocast(dtype=torch.bfloat16)</c>. Fast on CPUs with AVX512-BF16 or AMX (and on recent GPUs); elsewhere
+    /// emulated and slower than FP32. Measured speed and quality: docs/quality.md and the README.
+    /// </summary>
+    BFloat16 = 1,
+}
+
+/// <summary>
 /// Options of the label-completion estimator (<c>LabelCompletionEstimator</c>): columns, the L-MAE network, training and inference.
 /// Every field has a documented default; the network fields start from <see cref="ModelSize"/>'s preset when left null.
 /// </summary>
@@ -203,6 +220,12 @@ public sealed class LabelCompletionOptions
 
     /// <summary>Intra-op threads TorchSharp may use; null keeps <c>Environment.ProcessorCount</c>. Default null.</summary>
     public int? NumberOfThreads;
+
+    /// <summary>
+    /// Precision of training and completion. Default <see cref="LabelCompletionPrecision.Float32"/>;
+    /// <see cref="LabelCompletionPrecision.BFloat16"/> is bf16 autocast (measured in docs/quality.md).
+    /// </summary>
+    public LabelCompletionPrecision Precision = LabelCompletionPrecision.Float32;
 
     /// <summary>Cancels training (checked before every step) and completion. Default none.</summary>
     public CancellationToken CancellationToken;

@@ -47,7 +47,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     internal const string WeightsEntryName = "LmaeWeights";
 
     /// <summary>Version of the saved layout (the <c>Binary format</c> below); bump it, and keep reading the old ones, when it changes.</summary>
-    internal const int FormatVersion = 2;
+    internal const int FormatVersion = 3;
 
     private const int HashLength = 32;
 
@@ -171,7 +171,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
                 _ => throw new InvalidOperationException($"Unknown mask selector {_options.MaskSelector}."),
             };
         }
-        var results = _engine.Complete(batch, masks, _options.CancellationToken);
+        var results = _engine.Complete(batch, masks, _options.CancellationToken, precision: _options.Precision);
         if (results.Count != batch.Count)
             throw new InvalidOperationException($"The network returned {results.Count} results for {batch.Count} images.");
         for (int i = 0; i < results.Count; i++)
@@ -210,9 +210,10 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     private static VersionInfo GetVersionInfo()
         => new VersionInfo(
             modelSignature: ModelSignature,
-            verWrittenCur: 0x00010002, // 0x00010001 initial: LmaeConfig, options, SHA-256 checked weights.
+            verWrittenCur: 0x00010003, // 0x00010001 initial: LmaeConfig, options, SHA-256 checked weights.
                                        // 0x00010002 adds library version, class names, palette and the checkpoint options.
-            verReadableCur: 0x00010002,
+                                       // 0x00010003 adds the precision (FP32 or bf16 autocast).
+            verReadableCur: 0x00010003,
             verWeCanReadBack: 0x00010001,
             loaderSignature: LoaderSignature,
             loaderAssemblyName: typeof(LabelCompletionTransformer).Assembly.FullName);
@@ -251,6 +252,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         //   int: number of class names (-1: none), then that many strings
         //   int: palette length in bytes (-1: none; else 3 x C: R, G, B per class), then those bytes
         //   (bool, string): checkpoint directory; int: checkpoint every steps; bool: resume from checkpoint
+        //   (format version 3 and later) int: precision
         //   byte[32]: SHA-256 of the settings (ContentHash: the configuration, every option and the weights' SHA-256), so a
         //             changed byte anywhere in the settings fails the load instead of silently changing the model's behaviour
         var w = ctx.Writer;
@@ -347,6 +349,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         w.Write(o.CheckpointDirectory ?? "");
         w.Write(o.CheckpointEverySteps);
         w.Write(o.ResumeFromCheckpoint);
+        w.Write((int)o.Precision);
         w.Write(ContentHash(c, o, hash!));
     }
 
@@ -361,6 +364,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         foreach (var field in typeof(LabelCompletionOptions).GetFields(BindingFlags.Public | BindingFlags.Instance).OrderBy(f => f.Name, StringComparer.Ordinal))
         {
             if (field.Name is nameof(LabelCompletionOptions.ValidationSet) or nameof(LabelCompletionOptions.CancellationToken)) continue;
+            // Added in format 3: left out at its default so that the hashes of format-2 models (all FP32) still match.
+            if (field.Name == nameof(LabelCompletionOptions.Precision) && options.Precision == LabelCompletionPrecision.Float32) continue;
             object? value = field.GetValue(options);
             string shown = value switch
             {
@@ -522,6 +527,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
                 o.CheckpointDirectory = hasDirectory ? directory : null;
                 o.CheckpointEverySteps = r.ReadInt32();
                 o.ResumeFromCheckpoint = r.ReadBoolean();
+                if (format >= 3) o.Precision = ReadEnum<LabelCompletionPrecision>(host, r);
                 byte[] savedHash = r.ReadBytes(HashLength);
                 host.CheckDecode(savedHash.AsSpan().SequenceEqual(ContentHash(config, o, expectedHash)),
                     "Label completion model: the model's settings are corrupted (their SHA-256 does not match what was saved).");

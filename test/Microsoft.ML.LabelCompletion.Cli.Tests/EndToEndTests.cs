@@ -88,6 +88,38 @@ public sealed class EndToEndTests
     }
 
     [TestMethod]
+    public void Evaluate_InBFloat16_AgreesWithFloat32()
+    {
+        double PaMiou(string precision)
+        {
+            string outDir = Data.NewFolder("eval-" + precision);
+            var result = CliRunner.Run("evaluate", "--model", s_model, "--data", Data.Root, "--format", "pairs", "--split", "val",
+                "--ratios", "0.5", "--precision", precision, "--out", outDir);
+            Assert.AreEqual(LmaeCli.Success, result.ExitCode, result.ToString());
+            using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "metrics.json")));
+            return json.RootElement.GetProperty("results")[0].GetProperty("pa_miou").GetDouble();
+        }
+        double fp32 = PaMiou("fp32"), bf16 = PaMiou("bf16");
+        Assert.IsTrue(fp32 > 0);
+        Assert.AreEqual(fp32, bf16, 2.0, "a model completes nearly the same in bf16 autocast");
+        var bad = CliRunner.Run("evaluate", "--model", s_model, "--data", Data.Root, "--format", "pairs", "--precision", "fp16");
+        Assert.AreEqual(LmaeCli.UsageError, bad.ExitCode, bad.ToString());
+    }
+
+    [TestMethod]
+    public void Train_InBFloat16_SavesThePrecisionWithTheModel()
+    {
+        string zip = Path.Combine(Data.Root, "models", "tiny-bf16.zip");
+        var result = CliRunner.Run("train", "--data", Data.Root, "--format", "pairs", "--out", zip, "--config", "Tiny", "--epochs", "1",
+            "--batch", "4", "--crop", "32", "--threads", "2", "--seed", "3", "--precision", "bf16");
+        Assert.AreEqual(LmaeCli.Success, result.ExitCode, result.ToString());
+        using var model = ModelFiles.Load(new MLContext(), zip);
+        Assert.AreEqual(LabelCompletionPrecision.BFloat16, model.Options.Precision);
+        using var fp32 = ModelFiles.Load(new MLContext(), s_model);
+        Assert.AreEqual(LabelCompletionPrecision.Float32, fp32.Options.Precision, "FP32 is the default");
+    }
+
+    [TestMethod]
     public void Complete_WritesEveryLabelInTheInputFormatWithOverlaysAndConfidence()
     {
         string outDir = Data.NewFolder("complete");

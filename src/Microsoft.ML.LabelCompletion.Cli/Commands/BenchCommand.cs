@@ -33,10 +33,11 @@ internal static class BenchCommand
         var format = new Option<string?>("--format") { Description = "pipeline: layout of --data (camvid, voc, cityscapes, pairs)." };
         var split = CommonOptions.Split("train");
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic inputs. Default 0.", DefaultValueFactory = _ => 0 };
+        var precision = CommonOptions.Precision("train, infer, paper, profile and ratios; matmul then also measures its bf16 ceiling. Default fp32.");
 
         var command = new System.CommandLine.Command("bench", "Run benchmarks; print one JSON line per result (DESIGN.md §6).")
         {
-            only, threads, config, batch, repeats, data, format, split, seed,
+            only, threads, config, batch, repeats, data, format, split, seed, precision,
         };
         command.SetAction(parse =>
         {
@@ -58,6 +59,7 @@ internal static class BenchCommand
             if (dataFormat is not null && !DataSets.FormatNames.Contains(dataFormat))
                 throw new CliException($"unknown format '{dataFormat}'; use one of {string.Join(", ", DataSets.FormatNames)}.");
 
+            var mode = CommonOptions.ParsePrecision(parse.GetValue(precision), LabelCompletionPrecision.Float32);
             double? matmulGflops = null;
             double Ceiling()
             {
@@ -77,25 +79,30 @@ internal static class BenchCommand
                     case "matmul":
                         record = LabelCompletionBenchmarks.Matmul(threadCount, repeats: repeatCount);
                         matmulGflops = record["gflop_per_s"];
+                        if (mode != LabelCompletionPrecision.Float32)
+                        {
+                            console.Out.WriteLine(record.ToJsonLine());
+                            record = LabelCompletionBenchmarks.Matmul(threadCount, repeats: repeatCount, precision: mode);
+                        }
                         break;
                     case "model":
                         record = LabelCompletionBenchmarks.ModelSize(size);
                         break;
                     case "train":
-                        record = LabelCompletionBenchmarks.Train(size, batchSize, 0.5, threadCount, Ceiling(), steps: repeatCount, seed: seedValue);
+                        record = LabelCompletionBenchmarks.Train(size, batchSize, 0.5, threadCount, Ceiling(), steps: repeatCount, seed: seedValue, precision: mode);
                         break;
                     case "infer":
-                        record = LabelCompletionBenchmarks.Infer(size, batchSize, threadCount, Ceiling(), seed: seedValue);
+                        record = LabelCompletionBenchmarks.Infer(size, batchSize, threadCount, Ceiling(), seed: seedValue, precision: mode);
                         break;
                     case "paper":
-                        record = LabelCompletionBenchmarks.Train(LabelCompletionModelSize.Paper, 2, 0.5, threadCount, Ceiling(), steps: 3, warmup: 2, seed: seedValue, name: "paper");
+                        record = LabelCompletionBenchmarks.Train(LabelCompletionModelSize.Paper, 2, 0.5, threadCount, Ceiling(), steps: 3, warmup: 2, seed: seedValue, name: "paper", precision: mode);
                         break;
                     case "ratios":
                         foreach (double ratio in new[] { 0.25, 0.5, 0.75 })
-                            console.Out.WriteLine(LabelCompletionBenchmarks.Train(size, batchSize, ratio, threadCount, Ceiling(), steps: repeatCount, seed: seedValue, name: "train_ratio").ToJsonLine());
+                            console.Out.WriteLine(LabelCompletionBenchmarks.Train(size, batchSize, ratio, threadCount, Ceiling(), steps: repeatCount, seed: seedValue, name: "train_ratio", precision: mode).ToJsonLine());
                         continue;
                     case "profile":
-                        record = LabelCompletionBenchmarks.Profile(size, batchSize, threadCount, seed: seedValue);
+                        record = LabelCompletionBenchmarks.Profile(size, batchSize, threadCount, seed: seedValue, precision: mode);
                         break;
                     case "pipeline":
                         console.Out.WriteLine(Pipeline(dataDir, dataFormat, parse.GetValue(split)!, threadCount, seedValue));

@@ -39,6 +39,26 @@ internal static class CommonOptions
 
     public static Option<int?> Threads() => new("--threads") { Description = "Intra-op threads TorchSharp may use (default: all cores).", HelpName = "N" };
 
+    /// <summary><c>--precision fp32|bf16</c>; <paramref name="defaultText"/> says what leaving it out means.</summary>
+    public static Option<string?> Precision(string defaultText)
+    {
+        var option = new Option<string?>("--precision")
+        {
+            Description = $"fp32, or bf16 (autocast: linear layers, attention and convolutions in bfloat16 from FP32 weights; fast on CPUs with AVX512-BF16). {defaultText}",
+            HelpName = "fp32|bf16",
+        };
+        option.AcceptOnlyFromAmong("fp32", "bf16");
+        return option;
+    }
+
+    /// <summary>The precision a <c>--precision</c> value names, or <paramref name="fallback"/> when it was left out.</summary>
+    public static LabelCompletionPrecision ParsePrecision(string? value, LabelCompletionPrecision fallback) => value switch
+    {
+        null => fallback,
+        "bf16" => LabelCompletionPrecision.BFloat16,
+        _ => LabelCompletionPrecision.Float32,
+    };
+
     public static Option<int?> Classes() => new("--classes")
     {
         Description = "pairs only: number of classes (default: classes.txt beside the folders, else the largest label value + 1).",

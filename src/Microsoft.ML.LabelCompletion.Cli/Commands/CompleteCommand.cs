@@ -42,13 +42,14 @@ internal static class CompleteCommand
         var confidence = new Option<bool>("--confidence") { Description = "Also write confidence heat maps (confidence/)." };
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
+        var precision = CommonOptions.Precision("Default: the precision the model was trained with.");
         var unknown = CommonOptions.Unknown();
         var shard = new Option<string?>("--shard") { Description = "Complete only shard i of n (0 <= i < n), e.g. 0/4; labels are assigned to shards by a hash of their path.", HelpName = "i/n" };
         var force = new Option<bool>("--force") { Description = "Complete and rewrite labels whose outputs already exist (default: skip them, so an interrupted run can be restarted)." };
 
         var command = new System.CommandLine.Command("complete", "Complete every label of a data set with a trained model; write them in the input's format.")
         {
-            model, data, format, split, output, selector, ratio, background, overlay, confidence, device, threads, unknown, shard, force,
+            model, data, format, split, output, selector, ratio, background, overlay, confidence, device, threads, unknown, shard, force, precision,
         };
         command.SetAction(parse =>
         {
@@ -59,6 +60,7 @@ internal static class CompleteCommand
             if (File.Exists(outDir)) throw new CliException($"--out '{outDir}' is a file; give a folder.");
             using var trained = ModelFiles.Load(ml, parse.GetValue(model)!);
             var options = trained.Options;
+            options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), options.Precision);
             var opened = DataSets.Open(ml, parse.GetValue(data)!, parse.GetValue(format)!, parse.GetValue(split)!, trained.NumberOfClasses,
                 CommonOptions.UnknownValue(parse.GetValue(unknown)), console);
             if (opened.NumberOfClasses != trained.NumberOfClasses || opened.UnknownLabel != options.UnknownLabel)

@@ -39,10 +39,11 @@ internal static class EvaluateCommand
         var device = CommonOptions.Device();
         var threads = CommonOptions.Threads();
         var unknown = CommonOptions.Unknown();
+        var precision = CommonOptions.Precision("Default: the precision the model was trained with.");
 
         var command = new System.CommandLine.Command("evaluate", "Evaluate a model with the fixed PA-mIoU protocol, optionally against the baselines.")
         {
-            model, data, format, split, ratios, baselines, output, batch, limit, device, threads, unknown,
+            model, data, format, split, ratios, baselines, output, batch, limit, device, threads, unknown, precision,
         };
         command.SetAction(parse =>
         {
@@ -67,6 +68,7 @@ internal static class EvaluateCommand
 
             var inference = trained.Options;
             inference.MaskSelector = MaskSelectorMode.Unknown;
+            inference.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), inference.Precision);
             using var lmae = ml.Transforms.CompleteLabels(inference, trained).Fit(opened.View);
             var methods = new List<(string Name, Func<IReadOnlyList<(RgbImage Image, LabelMap Masked)>, IReadOnlyList<LabelMap>> Completer)>
             {

@@ -42,6 +42,7 @@ internal static class TrainCommand
         var noDirectional = new Option<bool>("--no-directional") { Description = "The pixel refinement does not read the nearest known labels left, right, above and below." };
         var minutes = new Option<double?>("--minutes") { Description = "Training time budget: no epoch starts after it (default: none, --epochs decides).", HelpName = "M" };
         var refine = new Option<int?>("--refine") { Description = "Hidden channels of the pixel-level refinement head (default 32; 0 = off, the paper's model).", HelpName = "N" };
+        var precision = CommonOptions.Precision("Saved with the model; completion uses it unless told otherwise. Default fp32.");
         var classes = CommonOptions.Classes();
         var unknown = CommonOptions.Unknown();
         var checkpoints = new Option<string?>("--checkpoints") { Description = "Checkpoint folder (default <out>.checkpoints); deleted once the model is saved.", HelpName = "DIR" };
@@ -52,7 +53,7 @@ internal static class TrainCommand
         {
             data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
             learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, noDirectional, minutes, classes, unknown,
-            checkpoints, checkpointEvery, resume,
+            checkpoints, checkpointEvery, resume, precision,
         };
         command.SetAction(parse =>
         {
@@ -90,6 +91,7 @@ internal static class TrainCommand
             if (parse.GetValue(refine) is int r)
                 options.PixelRefinementChannels = r >= 0 ? r : throw new CliException($"--refine must be 0 or more, not {r}.");
             options.DirectionalPrior = !parse.GetValue(noDirectional) && options.PixelRefinementChannels > 0;
+            options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), LabelCompletionPrecision.Float32);
             if (parse.GetValue(minutes) is double budget)
                 options.TrainingTimeLimit = budget > 0 && double.IsFinite(budget) ? TimeSpan.FromMinutes(budget) : throw new CliException($"--minutes must be positive, not {budget}.");
             if (parse.GetValue(maskRatio) is float m)

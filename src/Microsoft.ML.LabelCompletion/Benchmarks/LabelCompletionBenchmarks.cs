@@ -52,37 +52,44 @@ public sealed class BenchmarkRecord
 /// </summary>
 public static class LabelCompletionBenchmarks
 {
-    /// <summary>FP32 <c>n x n</c> matrix product GFLOP/s of this process with <paramref name="threads"/> threads: the ceiling others are divided by.</summary>
-    public static BenchmarkRecord Matmul(int threads, int size = 2048, int repeats = 10)
+    /// <summary>
+    /// <c>n x n</c> matrix product GFLOP/s of this process with <paramref name="threads"/> threads: in FP32 the ceiling the
+    /// others are divided by; in bf16 (<paramref name="precision"/>) the ceiling of bf16 autocast.
+    /// </summary>
+    public static BenchmarkRecord Matmul(int threads, int size = 2048, int repeats = 10, LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
     {
         set_num_threads(threads);
+        Internal.NativeHeapTuning.Apply();
         manual_seed(0);
-        using var a = randn(size, size);
-        using var b = randn(size, size);
+        var dtype = precision == LabelCompletionPrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        using var a = randn(size, size).to(dtype);
+        using var b = randn(size, size).to(dtype);
         var times = new List<double>();
         for (int i = 0; i < repeats + 2; i++)
         {
             var sw = Stopwatch.StartNew();
-            using (var c = a.matmul(b)) c.sum().item<float>();
+            using (var c = a.matmul(b)) c.sum().to(ScalarType.Float32).item<float>();
             if (i >= 2) times.Add(sw.Elapsed.TotalSeconds);
         }
         double seconds = Median(times);
-        return new BenchmarkRecord("matmul").Add("config", $"{size}x{size}").Add("batch", 1).Add("threads", threads)
+        return new BenchmarkRecord("matmul").Add("config", $"{size}x{size}").Add("precision", Name(precision)).Add("batch", 1).Add("threads", threads)
             .Add("ms", seconds * 1000).Add("gflop_per_s", 2.0 * size * size * size / seconds / 1e9);
     }
 
     /// <summary>
     /// Training step of <paramref name="size"/> on synthetic scenes of <paramref name="crop"/> pixels: ms per image (median of
     /// <paramref name="steps"/> steps after <paramref name="warmup"/>), model GFLOP per image (forward + backward ≈ 3x forward),
-    /// achieved GFLOP/s, its fraction of <paramref name="matmulGflops"/>, the share of wall time waiting on data, peak RSS.
+    /// achieved GFLOP/s, its fraction of <paramref name="matmulGflops"/> (the FP32 ceiling), the share of wall time waiting on
+    /// data, peak RSS.
     /// </summary>
     public static BenchmarkRecord Train(LabelCompletionModelSize size, int batch, double maskRatio, int threads, double matmulGflops,
-        int crop = 224, int steps = 10, int warmup = 3, int seed = 0, string? name = null)
+        int crop = 224, int steps = 10, int warmup = 3, int seed = 0, string? name = null,
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
     {
         var options = new LabelCompletionOptions
         {
             NumberOfClasses = 11, ModelSize = size, BatchSize = batch, MaskRatio = (float)maskRatio, NumberOfThreads = threads,
-            TrainingSize = crop, Epochs = 1, ClassWeighting = ClassWeighting.None,
+            TrainingSize = crop, Epochs = 1, ClassWeighting = ClassWeighting.None, Precision = precision,
         };
         var config = LmaeConfig.FromOptions(options);
         var examples = SyntheticExamples((warmup + steps) * batch, 480, 360, seed, config.NumberOfClasses);
@@ -95,7 +102,7 @@ public static class LabelCompletionBenchmarks
         double gflops = 3 * LmaeFlops.Forward(config, config.TrainingSize, maskRatio) / 1e9;
         double achieved = gflops / (msPerImage / 1000);
         double total = engine.StepSeconds + engine.DataWaitSeconds;
-        return new BenchmarkRecord(name ?? "train").Add("config", size.ToString()).Add("batch", batch).Add("threads", threads)
+        return new BenchmarkRecord(name ?? "train").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
             .Add("mask_ratio", maskRatio).Add("crop", config.TrainingSize).Add("ms_per_image", msPerImage)
             .Add("gflops_per_image", gflops).Add("gflop_per_s", achieved).Add("fraction_of_matmul", achieved / matmulGflops)
             .Add("data_wait_share", total > 0 ? engine.DataWaitSeconds / total : 0.0)
@@ -108,7 +115,7 @@ public static class LabelCompletionBenchmarks
     /// <paramref name="repeats"/> after warm-up), GFLOP per image from the windows actually run, fraction of the matmul ceiling.
     /// </summary>
     public static BenchmarkRecord Infer(LabelCompletionModelSize size, int batch, int threads, double matmulGflops,
-        int width = 480, int height = 360, int repeats = 5, int seed = 0)
+        int width = 480, int height = 360, int repeats = 5, int seed = 0, LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
     {
         set_num_threads(threads);
         var options = new LabelCompletionOptions { NumberOfClasses = 11, ModelSize = size, NumberOfThreads = threads };
@@ -128,7 +135,7 @@ public static class LabelCompletionBenchmarks
         for (int r = 0; r < repeats + 1; r++)
         {
             var sw = Stopwatch.StartNew();
-            engine.Complete(examples, masks, windowsPerForward: Math.Max(8, batch));
+            engine.Complete(examples, masks, windowsPerForward: Math.Max(8, batch), precision: precision);
             if (r > 0) times.Add(sw.Elapsed.TotalSeconds);
         }
         double msPerImage = Median(times) * 1000 / batch;
@@ -143,7 +150,7 @@ public static class LabelCompletionBenchmarks
                 gflops += LmaeFlops.Forward(config, wh, ww, visible) / 1e9;
             }
         double achieved = gflops / (msPerImage / 1000);
-        return new BenchmarkRecord("infer").Add("config", size.ToString()).Add("batch", batch).Add("threads", threads)
+        return new BenchmarkRecord("infer").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
             .Add("image", $"{width}x{height}").Add("ms_per_image", msPerImage).Add("gflops_per_image", gflops)
             .Add("gflop_per_s", achieved).Add("fraction_of_matmul", achieved / matmulGflops);
     }
@@ -153,7 +160,8 @@ public static class LabelCompletionBenchmarks
     /// (augmentation, masking, priors) on one thread, tensor building, encoder forward, decoder forward (with the head and
     /// the refinement), loss, backward, optimizer update.
     /// </summary>
-    public static BenchmarkRecord Profile(LabelCompletionModelSize size, int batch, int threads, int repeats = 8, int seed = 0)
+    public static BenchmarkRecord Profile(LabelCompletionModelSize size, int batch, int threads, int repeats = 8, int seed = 0,
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
     {
         set_num_threads(threads);
         var options = new LabelCompletionOptions { NumberOfClasses = 11, ModelSize = size, BatchSize = batch, NumberOfThreads = threads };
@@ -175,6 +183,7 @@ public static class LabelCompletionBenchmarks
         for (int r = 0; r < repeats + 2; r++)
         {
             using var scope = NewDisposeScope();
+            using var autocast = Autocast.Enter(precision);
             var random = new Random(r);
             List<WindowSample> samples = null!;
             Time("data_ms", () => samples = examples.Select(e =>
@@ -193,7 +202,7 @@ public static class LabelCompletionBenchmarks
             inputs.Dispose();
             if (r < 2) foreach (var list in parts.Values) list.RemoveAt(list.Count - 1);
         }
-        var record = new BenchmarkRecord("profile").Add("config", size.ToString()).Add("batch", batch).Add("threads", threads)
+        var record = new BenchmarkRecord("profile").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
             .Add("refinement_channels", config.RefinementChannels).Add("directional_prior", config.DirectionalPrior);
         foreach (var (part, times) in parts) record.Add(part, Median(times));
         return record;
@@ -213,6 +222,8 @@ public static class LabelCompletionBenchmarks
         => SyntheticScenes.Generate(count, width, height, seed)
             .Select((s, i) => new SegmentationExample(s.Image, s.Label with { Values = s.Label.Values.Select(v => (byte)(v % classes)).ToArray() }, $"synthetic {i}"))
             .ToList();
+
+    private static string Name(LabelCompletionPrecision precision) => precision == LabelCompletionPrecision.BFloat16 ? "bf16" : "fp32";
 
     private static double Median(IReadOnlyList<double> values)
     {

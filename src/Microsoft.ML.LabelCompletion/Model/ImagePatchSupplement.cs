@@ -45,7 +45,7 @@ public sealed class ImagePatchSupplement : nn.Module<Tensor, Tensor>
     /// <summary>Patches <c>[B, L, k·p²]</c> (RGB, or RGB and prior one-hot) → tokens <c>[B, L, Dd]</c> for every position.</summary>
     public override Tensor forward(Tensor patches)
     {
-        if (_embed is not null) return _embed.forward(patches);
+        if (_embed is not null) return Autocast.ToFloat32(Autocast.Linear(_embed, patches));
         return _maskToken!.expand(patches.shape[0], patches.shape[1], _decoderDimension);
     }
 }

@@ -125,10 +125,11 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// <see cref="LmaeConfig.PatchSize"/> (see <see cref="MaskSelector"/>). Pixels that are unknown, and with
     /// <paramref name="replaceKnownInMaskedPatches"/> every pixel of a masked patch, take the network's prediction; the rest
     /// keep the input. Large images run as overlapping windows of the training size whose probabilities are averaged.
-    /// Runs under no_grad/eval; safe to call from several threads.
+    /// Runs under no_grad/eval, in <paramref name="precision"/> (<see cref="Autocast"/>); safe to call from several threads.
     /// </summary>
     public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks,
-        CancellationToken cancellationToken = default, bool replaceKnownInMaskedPatches = false, int windowsPerForward = 8)
+        CancellationToken cancellationToken = default, bool replaceKnownInMaskedPatches = false, int windowsPerForward = 8,
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(patchMasks);
@@ -163,6 +164,7 @@ internal sealed class LabelCompletionEngine : IDisposable
 
         // 2. Run windows of equal size together; accumulate softmax probabilities per image.
         using (no_grad())
+        using (Autocast.Enter(precision))
         {
             _model.eval();
             foreach (var group in windows.GroupBy(w => (w.Sample.Width, w.Sample.Height)))

@@ -83,7 +83,7 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         var index = inputs.VisibleIndex.unsqueeze(-1);
         var visible = fusedPatches.gather(1, index.expand(-1, -1, fusedPatches.shape[2]));
         var positions = Positions(inputs.Rows, inputs.Columns, de, inputs.Rgb.device).expand(visible.shape[0], -1, -1);
-        var tokens = _patchEmbed.forward(visible).add(positions.gather(1, index.expand(-1, -1, de)), TorchScalars.One);
+        var tokens = Autocast.Linear(_patchEmbed, visible).add(positions.gather(1, index.expand(-1, -1, de)), TorchScalars.One);
         return _encoder.forward(tokens, inputs.VisibleKeyMask).MoveToOuterDisposeScope();
     }
 

@@ -30,6 +30,6 @@ public sealed class LmaeDecoder : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var x = tokens;
         foreach (var block in _blocks) x = block.forward(x, null);
-        return _head.forward(_norm.forward(x)).MoveToOuterDisposeScope();
+        return Autocast.ToFloat32(Autocast.Linear(_head, _norm.forward(x))).MoveToOuterDisposeScope();
     }
 }

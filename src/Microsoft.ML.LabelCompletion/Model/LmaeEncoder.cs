@@ -29,6 +29,6 @@ public sealed class LmaeEncoder : nn.Module<Tensor, Tensor?, Tensor>
         using var scope = NewDisposeScope();
         var x = visibleTokens;
         foreach (var block in _blocks) x = block.forward(x, keyMask);
-        return _toDecoder.forward(_norm.forward(x)).MoveToOuterDisposeScope();
+        return Autocast.ToFloat32(Autocast.Linear(_toDecoder, _norm.forward(x))).MoveToOuterDisposeScope();
     }
 }

@@ -279,6 +279,7 @@ internal sealed class LmaeTrainer
     {
         using var scope = NewDisposeScope();
         _model.train();
+        using var autocast = Autocast.Enter(_options.Precision);
         using var inputs = WindowBatch.ToInputs(samples, _config, _device);
         var targets = WindowBatch.Targets(samples, _config, _device);
         var loss = LmaeLoss.Compute(_model.forward(inputs), targets, classWeights);
@@ -347,6 +348,7 @@ internal sealed class LmaeTrainer
         double lossSum = 0;
         int count = 0;
         using (no_grad())
+        using (Autocast.Enter(_options.Precision))
         {
             _model.eval();
             foreach (var chunk in samples.Chunk(Math.Max(1, _options.BatchSize)))

@@ -12,6 +12,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// </summary>
 public sealed class PixelRefinement : nn.Module<Tensor, Tensor>
 {
+    private static readonly int[] Dilations = [1, 2, 4, 8];
     private readonly Sequential _body;
     private readonly Conv2d _output;
 
@@ -22,11 +23,10 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor>
     public PixelRefinement(int classes, int channels, bool directional = false) : base(nameof(PixelRefinement))
     {
         int inputs = 2 * classes + 4 + (directional ? 4 * classes + 4 : 0);
-        _body = nn.Sequential(
-            nn.Conv2d(inputs, channels, 3, padding: 1), nn.GELU(),
-            nn.Conv2d(channels, channels, 3, padding: 2, dilation: 2), nn.GELU(),
-            nn.Conv2d(channels, channels, 3, padding: 4, dilation: 4), nn.GELU(),
-            nn.Conv2d(channels, channels, 3, padding: 8, dilation: 8), nn.GELU());
+        _body = nn.Sequential(Dilations.SelectMany((d, i) => new nn.Module<Tensor, Tensor>[]
+        {
+            nn.Conv2d(i == 0 ? inputs : channels, channels, 3, padding: d, dilation: d), nn.GELU(),
+        }).ToArray());
         _output = nn.Conv2d(channels, classes, 1);
         RegisterComponents();
         using var guard = no_grad();
@@ -42,6 +42,15 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor features)
     {
         using var scope = NewDisposeScope();
-        return _output.forward(_body.forward(features)).MoveToOuterDisposeScope();
+        var x = features;
+        int layer = 0;
+        foreach (var module in _body.children())
+        {
+            // Convolutions go through Autocast (bf16 under LabelCompletionPrecision.BFloat16); same-size padding = dilation.
+            x = module is Conv2d conv
+                ? Autocast.Conv2d(conv, x, Dilations[layer], Dilations[layer++])
+                : ((nn.Module<Tensor, Tensor>)module).forward(x);
+        }
+        return Autocast.ToFloat32(Autocast.Conv2d(_output, x, 0, 1)).MoveToOuterDisposeScope();
     }
 }

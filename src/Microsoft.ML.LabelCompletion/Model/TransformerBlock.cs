@@ -28,9 +28,9 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor?, Tensor>
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], n = x.shape[1], d = x.shape[2];
-        var qkv = _qkv.forward(x).reshape(b, n, 3, _heads, d / _heads).permute(2, 0, 3, 1, 4);
+        var qkv = Autocast.Linear(_qkv, x).reshape(b, n, 3, _heads, d / _heads).permute(2, 0, 3, 1, 4);
         var attended = nn.functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], keyMask);
-        return _proj.forward(attended.transpose(1, 2).reshape(b, n, d)).MoveToOuterDisposeScope();
+        return Autocast.Linear(_proj, attended.transpose(1, 2).reshape(b, n, d)).MoveToOuterDisposeScope();
     }
 }
 
@@ -64,7 +64,7 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor?, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = x.add(_attention.forward(_norm1.forward(x), keyMask), TorchScalars.One);
-        var y = h.add(_fc2.forward(_activation.forward(_fc1.forward(_norm2.forward(h)))), TorchScalars.One);
+        var y = h.add(Autocast.Linear(_fc2, _activation.forward(Autocast.Linear(_fc1, _norm2.forward(h)))), TorchScalars.One);
         return y.MoveToOuterDisposeScope();
     }
 }

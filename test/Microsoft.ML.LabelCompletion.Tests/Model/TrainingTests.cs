@@ -48,9 +48,12 @@ public sealed class TrainingTests
     }
 
     [TestMethod]
-    public void LiveTensorCountIsFlatOverFiftySteps()
+    [DataRow(LabelCompletionPrecision.Float32)]
+    [DataRow(LabelCompletionPrecision.BFloat16)]
+    public void LiveTensorCountIsFlatOverFiftySteps(LabelCompletionPrecision precision)
     {
         var options = ModelTestData.TinyOptions();
+        options.Precision = precision;
         options.Epochs = 13;           // 4 steps per epoch: 52 steps
         options.ValidationSet = null;
         var train = ModelTestData.Scenes(16, 32, 32, 77);

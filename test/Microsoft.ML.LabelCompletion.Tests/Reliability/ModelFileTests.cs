@@ -20,6 +20,7 @@ public sealed class ModelFileTests
         options.CheckpointDirectory = "/some/checkpoints";
         options.CheckpointEverySteps = 17;
         options.ResumeFromCheckpoint = true;
+        options.Precision = LabelCompletionPrecision.BFloat16;
         using var model = NewModel(ml, options);
         string zip = Path.Combine(data.Directory, "model.zip");
         ml.Model.Save(model, data.ImageData(ml).Schema, zip);
@@ -51,12 +52,13 @@ public sealed class ModelFileTests
             Assert.AreEqual("/some/checkpoints", loaded.Options.CheckpointDirectory);
             Assert.AreEqual(17, loaded.Options.CheckpointEverySteps);
             Assert.IsTrue(loaded.Options.ResumeFromCheckpoint);
+            Assert.AreEqual(LabelCompletionPrecision.BFloat16, loaded.Options.Precision);
             Assert.IsFalse(string.IsNullOrEmpty(loaded.SavedByLibraryVersion));
             Assert.AreEqual(Internal.LibraryInfo.Version, loaded.SavedByLibraryVersion);
         }
         var (entry, bytes) = ModelEntry(Zip);
         int at = IndexOf(bytes, "LBLCOMPL"u8.ToArray());
-        Assert.AreEqual(0x00010002u, BitConverter.ToUInt32(bytes, at + 8), $"{entry}: version written");
+        Assert.AreEqual(0x00010003u, BitConverter.ToUInt32(bytes, at + 8), $"{entry}: version written");
     }
 
     [TestMethod]
@@ -157,16 +159,17 @@ public sealed class ModelFileTests
         var error = Assert.Throws<InvalidDataException>(() => new MLContext().LabelCompletion().LoadModel(header, out _));
         StringAssert.StartsWith(error.Message, header + ": the model was saved by a newer version");
 
-        // Our own layout version (the first int of the model data) says 3.
+        // Our own layout version (the first int of the model data) says one more than this library writes.
+        int newer = LabelCompletionTransformer.FormatVersion + 1;
         string layout = Copy(".newer-layout.zip");
         RewriteEntry(layout, entry, b =>
         {
             int at = IndexOf(b, BitConverter.GetBytes(LabelCompletionTransformer.FormatVersion).Concat(BitConverter.GetBytes(3)).ToArray());
             Assert.IsTrue(at > 0, "the format version is followed by the class count (3)");
-            BitConverter.TryWriteBytes(b.AsSpan(at), 3);
+            BitConverter.TryWriteBytes(b.AsSpan(at), newer);
         });
         error = Assert.Throws<InvalidDataException>(() => new MLContext().LabelCompletion().LoadModel(layout, out _));
-        StringAssert.StartsWith(error.Message, layout + ": cannot load the label-completion model: format version 3 was written by a newer version");
+        StringAssert.StartsWith(error.Message, layout + $": cannot load the label-completion model: format version {newer} was written by a newer version");
     }
 
     [TestMethod]
