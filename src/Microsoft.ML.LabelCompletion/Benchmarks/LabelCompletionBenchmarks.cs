@@ -112,7 +112,8 @@ public static class LabelCompletionBenchmarks
     /// <summary>
     /// Completion of <paramref name="width"/> x <paramref name="height"/> images (padded to the patch grid, sliding windows of
     /// the training size) with the Unknown selector on protocol masks of ratio 0.5: ms per image (median of
-    /// <paramref name="repeats"/> after warm-up), GFLOP per image from the windows actually run, fraction of the matmul ceiling.
+    /// <paramref name="repeats"/> after warm-up), GFLOP per image from the windows actually run and the one refinement over the
+    /// whole image, fraction of the matmul ceiling.
     /// </summary>
     public static BenchmarkRecord Infer(LabelCompletionModelSize size, int batch, int threads, double matmulGflops,
         int width = 480, int height = 360, int repeats = 5, int seed = 0, LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
@@ -139,15 +140,15 @@ public static class LabelCompletionBenchmarks
             if (r > 0) times.Add(sw.Elapsed.TotalSeconds);
         }
         double msPerImage = Median(times) * 1000 / batch;
-        double gflops = 0;
         int pw = columns * p, ph = rows * p, ww = Math.Min(config.TrainingSize, pw), wh = Math.Min(config.TrainingSize, ph);
+        double gflops = LmaeFlops.Refinement(config, ph, pw) / 1e9;     // once over the whole image
         foreach (int y in WindowBatch.WindowStarts(ph, wh, config.WindowOverlap, p))
             foreach (int x in WindowBatch.WindowStarts(pw, ww, config.WindowOverlap, p))
             {
                 int visible = 0;
                 for (int rr = 0; rr < wh / p; rr++)
                     for (int cc = 0; cc < ww / p; cc++) if (!masks[0][(y / p + rr) * columns + x / p + cc]) visible++;
-                gflops += LmaeFlops.Forward(config, wh, ww, visible) / 1e9;
+                gflops += LmaeFlops.EncoderDecoder(config, wh, ww, visible) / 1e9;
             }
         double achieved = gflops / (msPerImage / 1000);
         return new BenchmarkRecord("infer").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
@@ -158,7 +159,7 @@ public static class LabelCompletionBenchmarks
     /// <summary>
     /// Where a training step's time goes (median ms per batch of <paramref name="repeats"/> after warm-up): data preparation
     /// (augmentation, masking, priors) on one thread, tensor building, encoder forward, decoder forward (with the head and
-    /// the refinement), loss, backward, optimizer update.
+    /// the prior residual), pixel refinement forward, loss, backward, optimizer update.
     /// </summary>
     public static BenchmarkRecord Profile(LabelCompletionModelSize size, int batch, int threads, int repeats = 8, int seed = 0,
         LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
@@ -196,6 +197,7 @@ public static class LabelCompletionBenchmarks
             Time("tensors_ms", () => { inputs = WindowBatch.ToInputs(samples, config, CPU); targets = WindowBatch.Targets(samples, config, CPU); });
             Time("encoder_ms", () => latent = model.ForwardEncoder(inputs));
             Time("decoder_ms", () => logits = model.ForwardDecoder(latent, inputs));
+            Time("refinement_ms", () => logits = model.Refine(logits, inputs));
             Time("loss_ms", () => loss = LmaeLoss.Compute(logits, targets, null));
             Time("backward_ms", () => { optimizer.ZeroGrad(); loss.backward(); });
             Time("update_ms", optimizer.Step);

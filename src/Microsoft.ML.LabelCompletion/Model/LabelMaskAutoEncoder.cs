@@ -65,12 +65,12 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// <summary>The configuration the network was built from.</summary>
     public LmaeConfig Config => _config;
 
-    /// <summary>Logits <c>[B, C, H, W]</c> for a batch.</summary>
+    /// <summary>Logits <c>[B, C, H, W]</c> for a batch: encoder, decoder (with the prior residual), pixel refinement.</summary>
     public override Tensor forward(LmaeInputs inputs)
     {
         using var scope = NewDisposeScope();
         var latent = ForwardEncoder(inputs);
-        return ForwardDecoder(latent, inputs).MoveToOuterDisposeScope();
+        return Refine(ForwardDecoder(latent, inputs), inputs).MoveToOuterDisposeScope();
     }
 
     /// <summary>Stack Fusion, patch embedding with positions, visible tokens only, the encoder: <c>[B, Nv, Dd]</c>.</summary>
@@ -87,7 +87,10 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         return _encoder.forward(tokens, inputs.VisibleKeyMask).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Image Patch Supplement at every position, encoder outputs inserted at visible ones, the decoder, un-patchify, prior residual.</summary>
+    /// <summary>
+    /// Image Patch Supplement at every position, encoder outputs inserted at visible ones, the decoder, un-patchify, prior
+    /// residual: the patch decoder's logits <c>[B, C, H, W]</c>, before <see cref="Refine"/>.
+    /// </summary>
     public Tensor ForwardDecoder(Tensor latent, LmaeInputs inputs)
     {
         using var scope = NewDisposeScope();
@@ -102,21 +105,30 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         decoderTokens = decoderTokens.add(Positions(inputs.Rows, inputs.Columns, dd, device: latent.device), TorchScalars.One);
         var logits = Patches.Unpatchify(_decoder.forward(decoderTokens), p, inputs.Rows, inputs.Columns);
         if (_priorScale is not null && priorOneHot is not null) logits = logits.add(_priorScale * priorOneHot, TorchScalars.One);
-        if (_refinement is not null)
-        {
-            using var zero = 0L.ToScalar();
-            var known = inputs.Labels.ge(zero).unsqueeze(1).to(ScalarType.Float32);
-            var prior = priorOneHot ?? zeros_like(logits);
-            var features = new List<Tensor> { logits, prior, inputs.Rgb, known };
-            if (_config.DirectionalPrior && inputs.Directional is not null && inputs.DirectionalDistance is not null)
-            {
-                features.Add(StackFusion.OneHot(inputs.Directional, _config.NumberOfClasses)
-                    .reshape(b, 4 * _config.NumberOfClasses, logits.shape[2], logits.shape[3]));
-                features.Add(inputs.DirectionalDistance);
-            }
-            logits = logits.add(_refinement.forward(cat(features, 1)), TorchScalars.One);
-        }
         return logits.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The <see cref="PixelRefinement"/> (when configured) over decoder logits <paramref name="logits"/> <c>[B, C, H, W]</c> of
+    /// the same pixels as <paramref name="inputs"/>: adds its full-resolution correction; without a refinement, the logits.
+    /// Completion runs it once per image over the window-averaged decoder logits; training, on each crop.
+    /// </summary>
+    public Tensor Refine(Tensor logits, LmaeInputs inputs)
+    {
+        if (_refinement is null) return logits;
+        using var scope = NewDisposeScope();
+        long b = logits.shape[0];
+        using var zero = 0L.ToScalar();
+        var known = inputs.Labels.ge(zero).unsqueeze(1).to(ScalarType.Float32);
+        var prior = inputs.Prior is null ? zeros_like(logits) : StackFusion.OneHot(inputs.Prior, _config.NumberOfClasses);
+        var features = new List<Tensor> { logits, prior, inputs.Rgb, known };
+        if (_config.DirectionalPrior && inputs.Directional is not null && inputs.DirectionalDistance is not null)
+        {
+            features.Add(StackFusion.OneHot(inputs.Directional, _config.NumberOfClasses)
+                .reshape(b, 4 * _config.NumberOfClasses, logits.shape[2], logits.shape[3]));
+            features.Add(inputs.DirectionalDistance);
+        }
+        return logits.add(_refinement.forward(cat(features, 1)), TorchScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>Number of trainable parameters.</summary>

@@ -8,6 +8,10 @@ public static class LmaeFlops
 {
     /// <summary>Forward FLOPs for one <paramref name="height"/> x <paramref name="width"/> input (multiples of p) with <paramref name="visiblePatches"/> visible patches.</summary>
     public static double Forward(LmaeConfig config, int height, int width, int visiblePatches)
+        => EncoderDecoder(config, height, width, visiblePatches) + Refinement(config, height, width);
+
+    /// <summary>Forward FLOPs of everything but the pixel refinement (embedding, encoder, supplement, decoder, head) for one input.</summary>
+    public static double EncoderDecoder(LmaeConfig config, int height, int width, int visiblePatches)
     {
         int p = config.PatchSize, c = config.NumberOfClasses;
         double l = (double)(height / p) * (width / p), nv = visiblePatches;
@@ -19,13 +23,16 @@ public static class LmaeFlops
             flops += 2 * l * (config.LabelPrior == LabelPriorMode.None ? 3 : 3 + c) * p * p * dd;
         flops += config.DecoderDepth * Block(l, dd, r);                             // decoder
         flops += 2 * l * dd * p * p * c;                                            // head
-        if (config.RefinementChannels > 0)                                          // pixel refinement (full resolution)
-        {
-            double k = config.RefinementChannels, pixels = (double)height * width;
-            double inputs = 2 * c + 4 + (config.DirectionalPrior ? 4 * c + 4 : 0);
-            flops += 2 * pixels * 9 * (inputs * k + 3 * k * k) + 2 * pixels * k * c;
-        }
         return flops;
+    }
+
+    /// <summary>Forward FLOPs of the pixel refinement (full resolution) over <paramref name="height"/> x <paramref name="width"/> pixels; 0 without one.</summary>
+    public static double Refinement(LmaeConfig config, int height, int width)
+    {
+        if (config.RefinementChannels <= 0) return 0;
+        double k = config.RefinementChannels, pixels = (double)height * width, c = config.NumberOfClasses;
+        double inputs = 2 * c + 4 + (config.DirectionalPrior ? 4 * c + 4 : 0);
+        return 2 * pixels * 9 * (inputs * k + 3 * k * k) + 2 * pixels * k * c;
     }
 
     /// <summary>Forward FLOPs at a square crop of <paramref name="size"/> with mask ratio <paramref name="maskRatio"/>.</summary>

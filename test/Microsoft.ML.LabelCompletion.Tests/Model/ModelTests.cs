@@ -68,6 +68,85 @@ public sealed class ModelTests
     }
 
     [TestMethod]
+    public void CompletionRefinesTheWholeImageOnceOverTheMeanDecoderLogits()
+    {
+        var options = ModelTestData.TinyOptions();
+        options.PixelRefinementChannels = 8;
+        var config = LmaeConfig.FromOptions(options);
+        using var engine = LabelCompletionEngine.Create(config, 2, CPU);
+        var model = engine.Network;
+        using (no_grad())
+        {
+            // The refinement's output layer starts at zero; with weights it changes the answer, so skipping it would show.
+            foreach (var (name, parameter) in model.named_parameters())
+                if (name.Contains("_refinement._output", StringComparison.Ordinal)) nn.init.normal_(parameter, 0, 0.5);
+        }
+        // 48x32 with 32-pixel windows at overlap 0.5: windows at x = 0, 16 cover columns 16..31 twice.
+        var example = ModelTestData.Scenes(1, 48, 32, 21)[0];
+        var (rows, columns) = MaskSelector.Grid(48, 32, 8);
+        var mask = MaskSelector.RandomForEvaluation(rows * columns, 0.5, 0, 3);
+        var masked = example with { Label = MaskSelector.Apply(example.Label, mask, 8, 255) };
+        var result = engine.Complete([masked], [mask])[0];
+
+        // By hand: decoder logits of the two windows, averaged where they overlap, refinement over the whole image, softmax.
+        using var scope = NewDisposeScope();
+        using var guard = no_grad();
+        model.eval();
+        var prior = Microsoft.ML.LabelCompletion.Evaluation.NearestKnownFill.Fill(masked.Label, 255).Values;
+        var directional = DirectionalFill.Compute(masked.Label.Values, 48, 32, 255);
+        WindowSample Window(int x0, int width)
+        {
+            byte[] Cut(byte[] source, int planes)
+            {
+                var window = new byte[planes * width * 32];
+                for (int k = 0; k < planes; k++)
+                    for (int y = 0; y < 32; y++) Array.Copy(source, k * 48 * 32 + y * 48 + x0, window, (k * 32 + y) * width, width);
+                return window;
+            }
+            var rgb = new byte[width * 32 * 3];
+            for (int y = 0; y < 32; y++) Array.Copy(masked.Image.Pixels, (y * 48 + x0) * 3, rgb, y * width * 3, width * 3);
+            var windowMask = new bool[4 * (width / 8)];
+            for (int r = 0; r < 4; r++)
+                for (int c = 0; c < width / 8; c++) windowMask[r * (width / 8) + c] = mask[r * 6 + x0 / 8 + c];
+            return new WindowSample
+            {
+                Width = width, Height = 32, Rgb = rgb, InputLabel = Cut(masked.Label.Values, 1), PatchMask = windowMask,
+                Prior = Cut(prior, 1), Directional = Cut(directional, DirectionalFill.Planes),
+            };
+        }
+        Tensor Decoder(WindowSample sample)
+        {
+            var inputs = WindowBatch.ToInputs([sample], config, CPU);
+            return model.ForwardDecoder(model.ForwardEncoder(inputs), inputs);
+        }
+        var left = Decoder(Window(0, 32));
+        var right = Decoder(Window(16, 32));
+        var sum = zeros(1, 6, 32, 48);
+        var count = zeros(1, 1, 32, 48);
+        sum.narrow(3, 0, 32).add_(left);
+        sum.narrow(3, 16, 32).add_(right);
+        count.narrow(3, 0, 32).add_(ones(1, 1, 32, 32));
+        count.narrow(3, 16, 32).add_(ones(1, 1, 32, 32));
+        var whole = WindowBatch.ToInputs([Window(0, 48)], config, CPU);
+        var probabilities = nn.functional.softmax(model.Refine(sum.div(count), whole), 1);
+        var expectedLabel = probabilities.argmax(1).flatten().data<long>().ToArray();
+        var expectedConfidence = probabilities.max(1).values.flatten().data<float>().ToArray();
+        var withoutRefinement = nn.functional.softmax(sum.div(count), 1).argmax(1).flatten().data<long>().ToArray();
+
+        int predicted = 0, refinementMatters = 0;
+        for (int i = 0; i < 48 * 32; i++)
+        {
+            if (masked.Label.Values[i] != 255) continue;
+            predicted++;
+            Assert.AreEqual(expectedLabel[i], (long)result.Completed.Values[i], $"pixel {i}");
+            Assert.AreEqual(expectedConfidence[i], result.Confidence[i], 1e-4f, $"pixel {i}");
+            if (withoutRefinement[i] != expectedLabel[i]) refinementMatters++;
+        }
+        Assert.IsTrue(predicted > 300, $"{predicted} predicted pixels");
+        Assert.IsTrue(refinementMatters > 0, "the test must be able to tell whether the refinement ran");
+    }
+
+    [TestMethod]
     public void DirectionalFillGivesTheNearestKnownLabelPerDirection()
     {
         const byte U = 255;
