@@ -199,6 +199,38 @@ public sealed class ModelFileTests
         Assert.AreEqual(expected.BaseStream.Length, expected.BaseStream.Position);
     }
 
+    [TestMethod]
+    public void FormatVersion2Model_StillLoadsAsFloat32_WithIdenticalOutputs()
+    {
+        // Saved by the library at commit 4330339 (format version 2: no precision; pixel refinement with the directional
+        // prior), with the outputs that library produced on the two 16x16 scenes with hidden pixels (v2-label*.bin).
+        string folder = Path.Combine(AppContext.BaseDirectory, "Reliability", "Fixtures");
+        var ml = new MLContext(seed: 1);
+        using var model = (LabelCompletionTransformer)ml.Model.Load(Path.Combine(folder, "lmae-format2.zip"), out _);
+        Assert.AreEqual(LabelCompletionPrecision.Float32, model.Options.Precision, "a version-2 model computes in FP32");
+        Assert.AreEqual(8, model.Configuration.RefinementChannels);
+        Assert.IsTrue(model.Configuration.DirectionalPrior);
+        var rows = Enumerable.Range(0, 2).Select(i => new PathRow
+        {
+            ImagePath = Path.Combine(folder, $"v1-image{i}.png"),
+            Label = File.ReadAllBytes(Path.Combine(folder, $"v2-label{i}.bin")),
+        });
+        var outputs = IntegrationFixture.ReadOutputs(model.Transform(SyntheticSegmentationData.ImageData(ml, rows)));
+        using var expected = new BinaryReader(File.OpenRead(Path.Combine(folder, "lmae-format2.outputs.bin")));
+        int predicted = 0;
+        foreach (var (completed, confidence, _) in outputs)
+        {
+            CollectionAssert.AreEqual(expected.ReadBytes(completed.Length), completed);
+            foreach (float c in confidence)
+            {
+                Assert.AreEqual(expected.ReadSingle(), c, 1e-6f);
+                if (c < 1) predicted++;
+            }
+        }
+        Assert.AreEqual(expected.BaseStream.Length, expected.BaseStream.Position);
+        Assert.IsTrue(predicted > 100, $"the fixture has hidden pixels to complete ({predicted})");
+    }
+
     /// <summary>The zip entry that holds the transformer's own data (the one with our model signature).</summary>
     private static (string Name, byte[] Bytes) ModelEntry(string zip)
     {
