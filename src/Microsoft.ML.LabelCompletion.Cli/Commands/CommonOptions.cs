@@ -39,15 +39,16 @@ internal static class CommonOptions
 
     public static Option<int?> Threads() => new("--threads") { Description = "Intra-op threads TorchSharp may use (default: all cores).", HelpName = "N" };
 
-    /// <summary><c>--precision fp32|bf16</c>; <paramref name="defaultText"/> says what leaving it out means.</summary>
+    /// <summary><c>--precision fp32|bf16|auto</c>; <paramref name="defaultText"/> says what leaving it out means.</summary>
     public static Option<string?> Precision(string defaultText)
     {
         var option = new Option<string?>("--precision")
         {
-            Description = $"fp32, or bf16 (autocast: linear layers, attention and convolutions in bfloat16 from FP32 weights; fast on CPUs with AVX512-BF16). {defaultText}",
-            HelpName = "fp32|bf16",
+            Description = "fp32; bf16 (autocast: linear layers, attention and convolutions in bfloat16 from FP32 weights; fast on CPUs "
+                + $"with AVX512-BF16 or AMX); auto (bf16 on such a CPU, else fp32). {defaultText}",
+            HelpName = "fp32|bf16|auto",
         };
-        option.AcceptOnlyFromAmong("fp32", "bf16");
+        option.AcceptOnlyFromAmong("fp32", "bf16", "auto");
         return option;
     }
 
@@ -56,6 +57,7 @@ internal static class CommonOptions
     {
         null => fallback,
         "bf16" => LabelCompletionPrecision.BFloat16,
+        "auto" => LabelCompletionPrecision.Auto,
         _ => LabelCompletionPrecision.Float32,
     };
 

@@ -61,7 +61,7 @@ public static class LabelCompletionBenchmarks
         set_num_threads(threads);
         Internal.NativeHeapTuning.Apply();
         manual_seed(0);
-        var dtype = precision == LabelCompletionPrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        var dtype = Autocast.Resolve(precision, CPU) == LabelCompletionPrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         using var a = randn(size, size).to(dtype);
         using var b = randn(size, size).to(dtype);
         var times = new List<double>();
@@ -184,7 +184,7 @@ public static class LabelCompletionBenchmarks
         for (int r = 0; r < repeats + 2; r++)
         {
             using var scope = NewDisposeScope();
-            using var autocast = Autocast.Enter(precision);
+            using var autocast = Autocast.Enter(precision, CPU);
             var random = new Random(r);
             List<WindowSample> samples = null!;
             Time("data_ms", () => samples = examples.Select(e =>
@@ -225,7 +225,8 @@ public static class LabelCompletionBenchmarks
             .Select((s, i) => new SegmentationExample(s.Image, s.Label with { Values = s.Label.Values.Select(v => (byte)(v % classes)).ToArray() }, $"synthetic {i}"))
             .ToList();
 
-    private static string Name(LabelCompletionPrecision precision) => precision == LabelCompletionPrecision.BFloat16 ? "bf16" : "fp32";
+    private static string Name(LabelCompletionPrecision precision)
+        => Autocast.Resolve(precision, CPU) == LabelCompletionPrecision.BFloat16 ? "bf16" : "fp32";
 
     private static double Median(IReadOnlyList<double> values)
     {

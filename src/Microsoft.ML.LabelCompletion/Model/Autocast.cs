@@ -19,12 +19,54 @@ internal static class Autocast
     /// <summary>The dtype of linear layers and convolutions on this thread now: bf16 inside a bf16 scope, else null (FP32).</summary>
     public static ScalarType? LowPrecision => _lowPrecision;
 
-    /// <summary>Opens a scope of <paramref name="precision"/> on this thread; disposing it restores the previous state.</summary>
-    public static Scope Enter(LabelCompletionPrecision precision)
+    private static readonly Lazy<bool> _cpuHasNativeBFloat16 = new(DetectNativeBFloat16);
+
+    /// <summary>Whether this CPU computes bf16 natively (Linux: <c>/proc/cpuinfo</c> lists <c>avx512_bf16</c> or <c>amx_bf16</c>).</summary>
+    public static bool CpuHasNativeBFloat16 => _cpuHasNativeBFloat16.Value;
+
+    /// <summary>
+    /// What <paramref name="precision"/> means on <paramref name="device"/>: <see cref="LabelCompletionPrecision.Auto"/> becomes
+    /// bf16 on a CPU with native bf16 and FP32 elsewhere; the others stay as they are.
+    /// </summary>
+    public static LabelCompletionPrecision Resolve(LabelCompletionPrecision precision, Device device) => precision switch
+    {
+        LabelCompletionPrecision.Auto => device.type == TorchSharp.DeviceType.CPU && CpuHasNativeBFloat16
+            ? LabelCompletionPrecision.BFloat16 : LabelCompletionPrecision.Float32,
+        _ => precision,
+    };
+
+    /// <summary>
+    /// Opens a scope of <paramref name="precision"/> (resolved for <paramref name="device"/>) on this thread; disposing it
+    /// restores the previous state.
+    /// </summary>
+    public static Scope Enter(LabelCompletionPrecision precision, Device device)
     {
         var previous = _lowPrecision;
-        _lowPrecision = precision == LabelCompletionPrecision.BFloat16 ? ScalarType.BFloat16 : null;
+        _lowPrecision = Resolve(precision, device) == LabelCompletionPrecision.BFloat16 ? ScalarType.BFloat16 : null;
         return new Scope(previous);
+    }
+
+    private static bool DetectNativeBFloat16()
+    {
+        try
+        {
+            if (!OperatingSystem.IsLinux() || !File.Exists("/proc/cpuinfo")) return false;
+            foreach (string line in File.ReadLines("/proc/cpuinfo"))
+            {
+                if (!line.StartsWith("flags", StringComparison.Ordinal)) continue;
+                var flags = line.Split([' ', '\t', ':'], StringSplitOptions.RemoveEmptyEntries);
+                return flags.Contains("avx512_bf16") || flags.Contains("amx_bf16");
+            }
+            return false;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     /// <summary><paramref name="layer"/> applied to <paramref name="x"/>, in bf16 inside a bf16 scope.</summary>

@@ -166,7 +166,7 @@ internal sealed class LabelCompletionEngine : IDisposable
         }
 
         using (no_grad())
-        using (Autocast.Enter(precision))
+        using (Autocast.Enter(precision, Device))
         {
             _model.eval();
             // 2. Run windows of equal size together through encoder and decoder; sum the decoder logits per image.

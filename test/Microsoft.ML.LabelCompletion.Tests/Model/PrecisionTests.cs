@@ -28,7 +28,7 @@ public sealed class PrecisionTests
             model.train();
             foreach (var p in model.parameters()) p.grad?.zero_();
             Tensor logits;
-            using (Autocast.Enter(precision))
+            using (Autocast.Enter(precision, CPU))
             {
                 logits = model.forward(inputs);
                 using var loss = LmaeLoss.Compute(logits, targets, null);
@@ -65,7 +65,7 @@ public sealed class PrecisionTests
     public void AutocastScope_NestsRestoresAndIsPerThread()
     {
         Assert.IsNull(Autocast.LowPrecision);
-        using (Autocast.Enter(LabelCompletionPrecision.BFloat16))
+        using (Autocast.Enter(LabelCompletionPrecision.BFloat16, CPU))
         {
             Assert.AreEqual(ScalarType.BFloat16, Autocast.LowPrecision);
             ScalarType? onOtherThread = ScalarType.Int8;
@@ -73,10 +73,26 @@ public sealed class PrecisionTests
             thread.Start();
             thread.Join();
             Assert.IsNull(onOtherThread, "another thread is not in the scope");
-            using (Autocast.Enter(LabelCompletionPrecision.Float32)) Assert.IsNull(Autocast.LowPrecision);
+            using (Autocast.Enter(LabelCompletionPrecision.Float32, CPU)) Assert.IsNull(Autocast.LowPrecision);
+            using (Autocast.Enter(LabelCompletionPrecision.Auto, CPU))
+                Assert.AreEqual(Autocast.CpuHasNativeBFloat16 ? ScalarType.BFloat16 : null, Autocast.LowPrecision, "Auto follows the CPU");
             Assert.AreEqual(ScalarType.BFloat16, Autocast.LowPrecision, "leaving the inner scope restores bf16");
         }
         Assert.IsNull(Autocast.LowPrecision);
+    }
+
+    [TestMethod]
+    public void AutoPrecision_IsBFloat16ExactlyOnCpusThatReportNativeBFloat16()
+    {
+        Assert.AreEqual(LabelCompletionPrecision.Auto, new LabelCompletionOptions().Precision, "the default");
+        bool native = File.Exists("/proc/cpuinfo") && File.ReadLines("/proc/cpuinfo")
+            .Where(l => l.StartsWith("flags", StringComparison.Ordinal)).Take(1)
+            .Any(l => l.Split(' ', '\t', ':').Any(f => f is "avx512_bf16" or "amx_bf16"));
+        Assert.AreEqual(native, Autocast.CpuHasNativeBFloat16);
+        Assert.AreEqual(native ? LabelCompletionPrecision.BFloat16 : LabelCompletionPrecision.Float32,
+            Autocast.Resolve(LabelCompletionPrecision.Auto, CPU));
+        Assert.AreEqual(LabelCompletionPrecision.Float32, Autocast.Resolve(LabelCompletionPrecision.Float32, CPU));
+        Assert.AreEqual(LabelCompletionPrecision.BFloat16, Autocast.Resolve(LabelCompletionPrecision.BFloat16, CPU));
     }
 
     [TestMethod]
