@@ -84,12 +84,12 @@ public static class LabelCompletionBenchmarks
     /// </summary>
     public static BenchmarkRecord Train(LabelCompletionModelSize size, int batch, double maskRatio, int threads, double matmulGflops,
         int crop = 224, int steps = 10, int warmup = 3, int seed = 0, string? name = null,
-        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, int? microBatch = null)
     {
         var options = new LabelCompletionOptions
         {
             NumberOfClasses = 11, ModelSize = size, BatchSize = batch, MaskRatio = (float)maskRatio, NumberOfThreads = threads,
-            TrainingSize = crop, Epochs = 1, ClassWeighting = ClassWeighting.None, Precision = precision,
+            TrainingSize = crop, Epochs = 1, ClassWeighting = ClassWeighting.None, Precision = precision, MicroBatchSize = microBatch,
         };
         var config = LmaeConfig.FromOptions(options);
         var examples = SyntheticExamples((warmup + steps) * batch, 480, 360, seed, config.NumberOfClasses);
@@ -102,7 +102,8 @@ public static class LabelCompletionBenchmarks
         double gflops = 3 * LmaeFlops.Forward(config, config.TrainingSize, maskRatio) / 1e9;
         double achieved = gflops / (msPerImage / 1000);
         double total = engine.StepSeconds + engine.DataWaitSeconds;
-        return new BenchmarkRecord(name ?? "train").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
+        return new BenchmarkRecord(name ?? "train").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch)
+            .Add("micro_batch", Math.Min(batch, microBatch ?? LmaeTrainer.DefaultMicroBatchSize)).Add("threads", threads)
             .Add("mask_ratio", maskRatio).Add("crop", config.TrainingSize).Add("ms_per_image", msPerImage)
             .Add("gflops_per_image", gflops).Add("gflop_per_s", achieved).Add("fraction_of_matmul", achieved / matmulGflops)
             .Add("data_wait_share", total > 0 ? engine.DataWaitSeconds / total : 0.0)
