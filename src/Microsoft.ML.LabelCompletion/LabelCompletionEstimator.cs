@@ -202,7 +202,6 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
             $"the three output columns need distinct names ('{o.OutputColumnName}', '{o.ConfidenceColumnName}', '{o.CompletionMaskColumnName}').");
         Require(o.Epochs >= 1, nameof(o.Epochs), $"must be at least 1; it is {o.Epochs}.");
         Require(o.BatchSize >= 1, nameof(o.BatchSize), $"must be at least 1; it is {o.BatchSize}.");
-        Require(o.MicroBatchSize is null or >= 1, nameof(o.MicroBatchSize), $"must be null or at least 1; it is {o.MicroBatchSize}.");
         Require(o.InferenceBatchSize >= 1, nameof(o.InferenceBatchSize), $"must be at least 1; it is {o.InferenceBatchSize}.");
         Require(o.MaskRatio >= 0 && o.MaskRatio <= 1, nameof(o.MaskRatio), $"must be in [0, 1]; it is {o.MaskRatio}.");
         Require(o.InferenceMaskRatio >= 0 && o.InferenceMaskRatio <= 1, nameof(o.InferenceMaskRatio), $"must be in [0, 1]; it is {o.InferenceMaskRatio}.");

@@ -252,7 +252,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         //   int: number of class names (-1: none), then that many strings
         //   int: palette length in bytes (-1: none; else 3 x C: R, G, B per class), then those bytes
         //   (bool, string): checkpoint directory; int: checkpoint every steps; bool: resume from checkpoint
-        //   (format version 3 and later) int: precision; (bool, int): micro-batch size
+        //   (format version 3 and later) int: precision
         //   byte[32]: SHA-256 of the settings (ContentHash: the configuration, every option and the weights' SHA-256), so a
         //             changed byte anywhere in the settings fails the load instead of silently changing the model's behaviour
         var w = ctx.Writer;
@@ -350,7 +350,6 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         w.Write(o.CheckpointEverySteps);
         w.Write(o.ResumeFromCheckpoint);
         w.Write((int)o.Precision);
-        WriteNullable(w, o.MicroBatchSize);
         w.Write(ContentHash(c, o, hash!));
     }
 
@@ -365,9 +364,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         foreach (var field in typeof(LabelCompletionOptions).GetFields(BindingFlags.Public | BindingFlags.Instance).OrderBy(f => f.Name, StringComparer.Ordinal))
         {
             if (field.Name is nameof(LabelCompletionOptions.ValidationSet) or nameof(LabelCompletionOptions.CancellationToken)) continue;
-            // Added in format 3: left out at their defaults so that the hashes of format-2 models still match.
+            // Added in format 3: left out at FP32 so that the hashes of format-2 models (all FP32) still match.
             if (field.Name == nameof(LabelCompletionOptions.Precision) && options.Precision == LabelCompletionPrecision.Float32) continue;
-            if (field.Name == nameof(LabelCompletionOptions.MicroBatchSize) && options.MicroBatchSize is null) continue;
             object? value = field.GetValue(options);
             string shown = value switch
             {
@@ -530,11 +528,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
                 o.CheckpointDirectory = hasDirectory ? directory : null;
                 o.CheckpointEverySteps = r.ReadInt32();
                 o.ResumeFromCheckpoint = r.ReadBoolean();
-                if (format >= 3)
-                {
-                    o.Precision = ReadEnum<LabelCompletionPrecision>(host, r);
-                    o.MicroBatchSize = ReadNullable(r);
-                }
+                if (format >= 3) o.Precision = ReadEnum<LabelCompletionPrecision>(host, r);
                 byte[] savedHash = r.ReadBytes(HashLength);
                 host.CheckDecode(savedHash.AsSpan().SequenceEqual(ContentHash(config, o, expectedHash)),
                     "Label completion model: the model's settings are corrupted (their SHA-256 does not match what was saved).");

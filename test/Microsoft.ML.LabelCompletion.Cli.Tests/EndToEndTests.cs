@@ -115,8 +115,8 @@ public sealed class EndToEndTests
         Assert.AreEqual(LmaeCli.Success, result.ExitCode, result.ToString());
         using var model = ModelFiles.Load(new MLContext(), zip);
         Assert.AreEqual(LabelCompletionPrecision.BFloat16, model.Options.Precision);
-        using var auto = ModelFiles.Load(new MLContext(), s_model);
-        Assert.AreEqual(LabelCompletionPrecision.Auto, auto.Options.Precision, "auto is the default");
+        using var fp32 = ModelFiles.Load(new MLContext(), s_model);
+        Assert.AreEqual(LabelCompletionPrecision.Float32, fp32.Options.Precision, "FP32 is the default");
     }
 
     [TestMethod]

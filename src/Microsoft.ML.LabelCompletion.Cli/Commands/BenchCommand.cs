@@ -33,12 +33,11 @@ internal static class BenchCommand
         var format = new Option<string?>("--format") { Description = "pipeline: layout of --data (camvid, voc, cityscapes, pairs)." };
         var split = CommonOptions.Split("train");
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic inputs. Default 0.", DefaultValueFactory = _ => 0 };
-        var microBatch = new Option<int?>("--micro-batch") { Description = "train, paper, ratios: images through the network at once inside a step (default 4).", HelpName = "N" };
         var precision = CommonOptions.Precision("train, infer, paper, profile and ratios; matmul then also measures its bf16 ceiling. Default fp32.");
 
         var command = new System.CommandLine.Command("bench", "Run benchmarks; print one JSON line per result (DESIGN.md §6).")
         {
-            only, threads, config, batch, repeats, data, format, split, seed, precision, microBatch,
+            only, threads, config, batch, repeats, data, format, split, seed, precision,
         };
         command.SetAction(parse =>
         {
@@ -61,8 +60,6 @@ internal static class BenchCommand
                 throw new CliException($"unknown format '{dataFormat}'; use one of {string.Join(", ", DataSets.FormatNames)}.");
 
             var mode = CommonOptions.ParsePrecision(parse.GetValue(precision), LabelCompletionPrecision.Float32);
-            int? micro = parse.GetValue(microBatch);
-            if (micro is < 1) throw new CliException($"--micro-batch must be at least 1, not {micro}.");
             double? matmulGflops = null;
             double Ceiling()
             {
@@ -92,17 +89,17 @@ internal static class BenchCommand
                         record = LabelCompletionBenchmarks.ModelSize(size);
                         break;
                     case "train":
-                        record = LabelCompletionBenchmarks.Train(size, batchSize, 0.5, threadCount, Ceiling(), steps: repeatCount, seed: seedValue, precision: mode, microBatch: micro);
+                        record = LabelCompletionBenchmarks.Train(size, batchSize, 0.5, threadCount, Ceiling(), steps: repeatCount, seed: seedValue, precision: mode);
                         break;
                     case "infer":
                         record = LabelCompletionBenchmarks.Infer(size, batchSize, threadCount, Ceiling(), seed: seedValue, precision: mode);
                         break;
                     case "paper":
-                        record = LabelCompletionBenchmarks.Train(LabelCompletionModelSize.Paper, 2, 0.5, threadCount, Ceiling(), steps: 3, warmup: 2, seed: seedValue, name: "paper", precision: mode, microBatch: micro);
+                        record = LabelCompletionBenchmarks.Train(LabelCompletionModelSize.Paper, 2, 0.5, threadCount, Ceiling(), steps: 3, warmup: 2, seed: seedValue, name: "paper", precision: mode);
                         break;
                     case "ratios":
                         foreach (double ratio in new[] { 0.25, 0.5, 0.75 })
-                            console.Out.WriteLine(LabelCompletionBenchmarks.Train(size, batchSize, ratio, threadCount, Ceiling(), steps: repeatCount, seed: seedValue, name: "train_ratio", precision: mode, microBatch: micro).ToJsonLine());
+                            console.Out.WriteLine(LabelCompletionBenchmarks.Train(size, batchSize, ratio, threadCount, Ceiling(), steps: repeatCount, seed: seedValue, name: "train_ratio", precision: mode).ToJsonLine());
                         continue;
                     case "profile":
                         record = LabelCompletionBenchmarks.Profile(size, batchSize, threadCount, seed: seedValue, precision: mode);

@@ -30,7 +30,6 @@ internal static class TrainCommand
         var threads = CommonOptions.Threads();
         var seed = new Option<int>("--seed") { Description = "Seed of weights, masks and augmentation. Default 1.", DefaultValueFactory = _ => 1 };
         var batch = new Option<int?>("--batch") { Description = "Images per optimisation step (default 8).", HelpName = "N" };
-        var microBatch = new Option<int?>("--micro-batch") { Description = "Images through the network at once inside a step; gradients are summed over the batch (default 4: less memory, same update).", HelpName = "N" };
         var learningRate = new Option<double?>("--lr") { Description = "Adam learning rate (default 1e-3).", HelpName = "X" };
         var noIps = new Option<bool>("--no-ips") { Description = "Replace the Image Patch Supplement by one learned mask token (the MAE baseline)." };
         var labelPrior = new Option<string?>("--label-prior") { Description = "Label prior from the NearestKnown fill: none (the paper's model), ips, ips-logits (default)." };
@@ -43,7 +42,7 @@ internal static class TrainCommand
         var noDirectional = new Option<bool>("--no-directional") { Description = "The pixel refinement does not read the nearest known labels left, right, above and below." };
         var minutes = new Option<double?>("--minutes") { Description = "Training time budget: no epoch starts after it (default: none, --epochs decides).", HelpName = "M" };
         var refine = new Option<int?>("--refine") { Description = "Hidden channels of the pixel-level refinement head (default 32; 0 = off, the paper's model).", HelpName = "N" };
-        var precision = CommonOptions.Precision("Saved with the model; completion uses it unless told otherwise. Default auto.");
+        var precision = CommonOptions.Precision("Saved with the model; completion uses it unless told otherwise. Default fp32.");
         var classes = CommonOptions.Classes();
         var unknown = CommonOptions.Unknown();
         var checkpoints = new Option<string?>("--checkpoints") { Description = "Checkpoint folder (default <out>.checkpoints); deleted once the model is saved.", HelpName = "DIR" };
@@ -54,7 +53,7 @@ internal static class TrainCommand
         {
             data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
             learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, noDirectional, minutes, classes, unknown,
-            checkpoints, checkpointEvery, resume, precision, microBatch,
+            checkpoints, checkpointEvery, resume, precision,
         };
         command.SetAction(parse =>
         {
@@ -88,12 +87,11 @@ internal static class TrainCommand
             };
             if (Positive(parse.GetValue(epochs), "--epochs") is int e) options.Epochs = e;
             if (Positive(parse.GetValue(batch), "--batch") is int b) options.BatchSize = b;
-            options.MicroBatchSize = Positive(parse.GetValue(microBatch), "--micro-batch");
             if (Positive(parse.GetValue(crop), "--crop") is int c) options.TrainingSize = c;
             if (parse.GetValue(refine) is int r)
                 options.PixelRefinementChannels = r >= 0 ? r : throw new CliException($"--refine must be 0 or more, not {r}.");
             options.DirectionalPrior = !parse.GetValue(noDirectional) && options.PixelRefinementChannels > 0;
-            options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), LabelCompletionPrecision.Auto);
+            options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), LabelCompletionPrecision.Float32);
             if (parse.GetValue(minutes) is double budget)
                 options.TrainingTimeLimit = budget > 0 && double.IsFinite(budget) ? TimeSpan.FromMinutes(budget) : throw new CliException($"--minutes must be positive, not {budget}.");
             if (parse.GetValue(maskRatio) is float m)

@@ -84,12 +84,12 @@ public static class LabelCompletionBenchmarks
     /// </summary>
     public static BenchmarkRecord Train(LabelCompletionModelSize size, int batch, double maskRatio, int threads, double matmulGflops,
         int crop = 224, int steps = 10, int warmup = 3, int seed = 0, string? name = null,
-        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, int? microBatch = null)
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
     {
         var options = new LabelCompletionOptions
         {
             NumberOfClasses = 11, ModelSize = size, BatchSize = batch, MaskRatio = (float)maskRatio, NumberOfThreads = threads,
-            TrainingSize = crop, Epochs = 1, ClassWeighting = ClassWeighting.None, Precision = precision, MicroBatchSize = microBatch,
+            TrainingSize = crop, Epochs = 1, ClassWeighting = ClassWeighting.None, Precision = precision,
         };
         var config = LmaeConfig.FromOptions(options);
         var examples = SyntheticExamples((warmup + steps) * batch, 480, 360, seed, config.NumberOfClasses);
@@ -103,7 +103,7 @@ public static class LabelCompletionBenchmarks
         double achieved = gflops / (msPerImage / 1000);
         double total = engine.StepSeconds + engine.DataWaitSeconds;
         return new BenchmarkRecord(name ?? "train").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch)
-            .Add("micro_batch", Math.Min(batch, microBatch ?? LmaeTrainer.DefaultMicroBatchSize)).Add("threads", threads)
+            .Add("threads", threads)
             .Add("mask_ratio", maskRatio).Add("crop", config.TrainingSize).Add("ms_per_image", msPerImage)
             .Add("gflops_per_image", gflops).Add("gflop_per_s", achieved).Add("fraction_of_matmul", achieved / matmulGflops)
             .Add("data_wait_share", total > 0 ? engine.DataWaitSeconds / total : 0.0)
@@ -166,6 +166,7 @@ public static class LabelCompletionBenchmarks
         LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
     {
         set_num_threads(threads);
+        Internal.NativeHeapTuning.Apply(); // as training does
         var options = new LabelCompletionOptions { NumberOfClasses = 11, ModelSize = size, BatchSize = batch, NumberOfThreads = threads };
         var config = LmaeConfig.FromOptions(options);
         using var engine = LabelCompletionEngine.Create(config, seed, CPU);

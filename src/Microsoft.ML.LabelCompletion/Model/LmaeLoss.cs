@@ -51,40 +51,16 @@ public static class LmaeLoss
     /// <paramref name="classWeights"/> <c>[C]</c> or null for all ones. Zero (with a gradient) when no pixel counts.
     /// </summary>
     public static Tensor Compute(Tensor logits, Tensor targets, Tensor? classWeights)
-        => Compute(logits, targets, classWeights, null);
-
-    /// <summary>
-    /// The numerator of eq. 11-12 over this (micro-)batch divided by <paramref name="normalizer"/>, the denominator
-    /// <see cref="WeightSum"/> of the whole batch (null: of this batch). Summing the values of a batch's micro-batches gives
-    /// the batch's loss, and their gradients its gradient.
-    /// </summary>
-    public static Tensor Compute(Tensor logits, Tensor targets, Tensor? classWeights, double? normalizer)
-    {
-        using var scope = NewDisposeScope();
-        using var tiny = 1e-12.ToScalar();
-        var perPixel = nn.functional.cross_entropy(logits, targets, classWeights, ignore_index: -1, reduction: nn.Reduction.None);
-        Tensor loss;
-        if (normalizer is double total)
-        {
-            using var divisor = Math.Max(total, 1e-12).ToScalar();
-            loss = perPixel.sum().div(divisor);
-        }
-        else
-        {
-            loss = perPixel.sum() / WeightSum(targets, classWeights).clamp_min(tiny);
-        }
-        return loss.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Eq. 12's denominator: the summed class weights of the counted pixels (target ≥ 0) of <paramref name="targets"/>.</summary>
-    public static Tensor WeightSum(Tensor targets, Tensor? classWeights)
     {
         using var scope = NewDisposeScope();
         using var zero = 0L.ToScalar();
+        using var tiny = 1e-12.ToScalar();
+        var perPixel = nn.functional.cross_entropy(logits, targets, classWeights, ignore_index: -1, reduction: nn.Reduction.None);
         var counted = targets.ge(zero);
         var pixelWeights = classWeights is null
             ? counted.to(ScalarType.Float32)
             : classWeights.index_select(0, targets.clamp_min(zero).flatten()).reshape(targets.shape) * counted;
-        return pixelWeights.sum().MoveToOuterDisposeScope();
+        var loss = perPixel.sum() / pixelWeights.sum().clamp_min(tiny);
+        return loss.MoveToOuterDisposeScope();
     }
 }

@@ -13,9 +13,6 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// </summary>
 internal sealed class LmaeTrainer
 {
-    /// <summary>Micro-batch when <see cref="LabelCompletionOptions.MicroBatchSize"/> is null (measured: docs/decisions.md, Speed).</summary>
-    internal const int DefaultMicroBatchSize = 4;
-
     private readonly LabelMaskAutoEncoder _model;
     private readonly LmaeConfig _config;
     private readonly LabelCompletionOptions _options;
@@ -166,8 +163,7 @@ internal sealed class LmaeTrainer
     {
         var o = _options;
         var inv = System.Globalization.CultureInfo.InvariantCulture;
-        // (The precision line exists only when bf16 is used, so FP32 checkpoints written before the option existed stay resumable. The
-        // micro-batch size is left out: it changes float rounding only.)
+        // (The precision line exists only when bf16 is used, so FP32 checkpoints written before the option existed stay resumable.)
         return
         [
             .. Autocast.Resolve(o.Precision, _device) == LabelCompletionPrecision.Float32 ? Array.Empty<string>() : ["precision=BFloat16"],
@@ -280,34 +276,23 @@ internal sealed class LmaeTrainer
         }
     }
 
-    /// <summary>
-    /// One optimisation step: the batch runs as micro-batches (<see cref="LabelCompletionOptions.MicroBatchSize"/>), each in
-    /// its own dispose scope, whose gradients add up to the batch's; returns the batch's loss.
-    /// </summary>
+    /// <summary>One optimisation step in its own dispose scope; returns the loss.</summary>
     private float Step(AdamOptimizer optimizer, List<WindowSample> samples, Tensor? classWeights, int epoch, int step)
     {
+        using var scope = NewDisposeScope();
         _model.train();
         using var autocast = Autocast.Enter(_options.Precision, _device);
-        int micro = Math.Clamp(_options.MicroBatchSize ?? DefaultMicroBatchSize, 1, samples.Count);
-        double normalizer;
-        using (var scope = NewDisposeScope())
-            normalizer = LmaeLoss.WeightSum(WindowBatch.Targets(samples, _config, CPU), classWeights?.to(CPU)).item<float>();
-        optimizer.ZeroGrad();
-        float value = 0;
-        foreach (var part in samples.Chunk(micro))
+        using var inputs = WindowBatch.ToInputs(samples, _config, _device);
+        var targets = WindowBatch.Targets(samples, _config, _device);
+        var loss = LmaeLoss.Compute(_model.forward(inputs), targets, classWeights);
+        if (InjectNonFiniteLoss?.Invoke(epoch, step) == true)
         {
-            using var scope = NewDisposeScope();
-            using var inputs = WindowBatch.ToInputs(part, _config, _device);
-            var targets = WindowBatch.Targets(part, _config, _device);
-            var loss = LmaeLoss.Compute(_model.forward(inputs), targets, classWeights, normalizer);
-            if (InjectNonFiniteLoss?.Invoke(epoch, step) == true)
-            {
-                using var nan = float.NaN.ToScalar();
-                loss = loss.mul(nan);
-            }
-            loss.backward();
-            value += loss.item<float>();
+            using var nan = float.NaN.ToScalar();
+            loss = loss.mul(nan);
         }
+        optimizer.ZeroGrad();
+        loss.backward();
+        float value = loss.item<float>();
         if (!float.IsFinite(value))
             throw new InvalidOperationException(
                 $"Training loss is {value} at epoch {epoch}, step {step}; batch: {string.Join(", ", samples.Select(s => s.Source))}. "

@@ -84,7 +84,7 @@ public sealed class PrecisionTests
     [TestMethod]
     public void AutoPrecision_IsBFloat16ExactlyOnCpusThatReportNativeBFloat16()
     {
-        Assert.AreEqual(LabelCompletionPrecision.Auto, new LabelCompletionOptions().Precision, "the default");
+        Assert.AreEqual(LabelCompletionPrecision.Float32, new LabelCompletionOptions().Precision, "the default");
         bool native = File.Exists("/proc/cpuinfo") && File.ReadLines("/proc/cpuinfo")
             .Where(l => l.StartsWith("flags", StringComparison.Ordinal)).Take(1)
             .Any(l => l.Split(' ', '\t', ':').Any(f => f is "avx512_bf16" or "amx_bf16"));
