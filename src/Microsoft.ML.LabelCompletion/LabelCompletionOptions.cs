@@ -77,7 +77,7 @@ public enum LabelCompletionPrecision
     /// bf16 autocast: linear layers, attention and convolutions compute in bfloat16 from FP32 master weights, like
     /// <c>torch.autocast(dtype=torch.bfloat16)</c>. Fast on CPUs with AVX512-BF16 or AMX; elsewhere emulated and slower
     /// than FP32. On CamVid the validation curve per epoch is that of FP32 within 0.02 PA-mIoU and a trained model completes
-    /// with the same PA-mIoU, while a training step takes 0.6x the time (docs/quality.md, docs/decisions.md).
+    /// with the same PA-mIoU, while a training step takes two thirds of the time (docs/quality.md, docs/decisions.md).
     /// </summary>
     BFloat16 = 1,
 
@@ -231,7 +231,7 @@ public sealed class LabelCompletionOptions
     /// <summary>
     /// Precision of training and completion. Default <see cref="LabelCompletionPrecision.Float32"/>.
     /// <see cref="LabelCompletionPrecision.BFloat16"/> (or <see cref="LabelCompletionPrecision.Auto"/>) is bf16 autocast: on a
-    /// CPU with AVX512-BF16 the same quality per epoch with 1.45x faster training steps (docs/quality.md). It stays opt-in
+    /// CPU with AVX512-BF16 the same quality per epoch with 1.5x faster training steps (docs/quality.md). It stays opt-in
     /// until long bf16 runs have been shown stable (docs/decisions.md, Speed).
     /// </summary>
     public LabelCompletionPrecision Precision = LabelCompletionPrecision.Float32;
