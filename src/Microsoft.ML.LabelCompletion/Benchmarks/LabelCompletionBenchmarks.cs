@@ -102,8 +102,7 @@ public static class LabelCompletionBenchmarks
         double gflops = 3 * LmaeFlops.Forward(config, config.TrainingSize, maskRatio) / 1e9;
         double achieved = gflops / (msPerImage / 1000);
         double total = engine.StepSeconds + engine.DataWaitSeconds;
-        return new BenchmarkRecord(name ?? "train").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch)
-            .Add("threads", threads)
+        return new BenchmarkRecord(name ?? "train").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
             .Add("mask_ratio", maskRatio).Add("crop", config.TrainingSize).Add("ms_per_image", msPerImage)
             .Add("gflops_per_image", gflops).Add("gflop_per_s", achieved).Add("fraction_of_matmul", achieved / matmulGflops)
             .Add("data_wait_share", total > 0 ? engine.DataWaitSeconds / total : 0.0)

@@ -157,8 +157,9 @@ internal sealed class LabelCompletionEngine : IDisposable
             byte[]? prior = Config.LabelPrior == LabelPriorMode.None ? null
                 : Evaluation.NearestKnownFill.Fill(priorSource, unknown).Values;
             byte[]? directional = Config.DirectionalPrior ? DirectionalFill.Compute(priorSource.Values, pw, ph, unknown) : null;
-            images[i] = new PaddedImage(pw, ph, new float[c * pw * ph], new int[pw * ph],
-                CutWindow(image, input, prior, directional, patchMasks[i], columns, 0, 0, pw, ph, example.Source));
+            images[i] = new PaddedImage(pw, ph, new float[c * pw * ph], new int[pw * ph], Config.RefinementChannels > 0
+                ? CutWindow(image, input, prior, directional, patchMasks[i], columns, 0, 0, pw, ph, example.Source)
+                : null);
             int ww = Math.Min(t, pw), wh = Math.Min(t, ph);
             foreach (int y in WindowBatch.WindowStarts(ph, wh, Config.WindowOverlap, p))
                 foreach (int x in WindowBatch.WindowStarts(pw, ww, Config.WindowOverlap, p))
@@ -182,7 +183,7 @@ internal sealed class LabelCompletionEngine : IDisposable
                         Accumulate(images[chunk[k].Image], values, k, chunk[k].X, chunk[k].Y, chunk[k].Sample.Width, chunk[k].Sample.Height, c);
                 }
 
-            // 3. Per image: the mean decoder logits, the pixel refinement over the whole image, softmax (into Scores).
+            // 3. Per image: the mean decoder logits, the pixel refinement (if any) over the whole image, softmax (into Scores).
             foreach (var padded in images)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -190,9 +191,13 @@ internal sealed class LabelCompletionEngine : IDisposable
                 int plane = padded.Width * padded.Height;
                 for (int k = 0; k < c; k++)
                     for (int j = 0; j < plane; j++) padded.Scores[k * plane + j] /= padded.Counts[j];
-                using var inputs = WindowBatch.ToInputs([padded.Whole], Config, Device);
-                var mean = tensor(padded.Scores, [1, c, padded.Height, padded.Width], ScalarType.Float32, Device);
-                var probabilities = nn.functional.softmax(_model.Refine(mean, inputs), 1).to(CPU).contiguous();
+                var logits = tensor(padded.Scores, [1, c, padded.Height, padded.Width], ScalarType.Float32, Device);
+                if (padded.Whole is not null)
+                {
+                    using var whole = WindowBatch.ToInputs([padded.Whole], Config, Device);
+                    logits = _model.Refine(logits, whole);
+                }
+                var probabilities = nn.functional.softmax(logits, 1).to(CPU).contiguous();
                 probabilities.data<float>().CopyTo(padded.Scores, 0);
             }
         }
@@ -333,7 +338,8 @@ internal sealed class LabelCompletionEngine : IDisposable
 
     /// <summary>
     /// One image padded to the patch grid during completion: per class and pixel the summed window logits, then (after the
-    /// refinement) the probabilities; how many windows covered each pixel; the whole image as one refinement input.
+    /// refinement) the probabilities; how many windows covered each pixel; the whole image as one refinement input (null
+    /// without a refinement).
     /// </summary>
-    private sealed record PaddedImage(int Width, int Height, float[] Scores, int[] Counts, WindowSample Whole);
+    private sealed record PaddedImage(int Width, int Height, float[] Scores, int[] Counts, WindowSample? Whole);
 }

@@ -46,10 +46,16 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor>
         int layer = 0;
         foreach (var module in _body.children())
         {
-            // Convolutions go through Autocast (bf16 under LabelCompletionPrecision.BFloat16); same-size padding = dilation.
-            x = module is Conv2d conv
-                ? Autocast.Conv2d(conv, x, Dilations[layer], Dilations[layer++])
-                : ((nn.Module<Tensor, Tensor>)module).forward(x);
+            if (module is Conv2d conv)
+            {
+                // Through Autocast (bf16 under LabelCompletionPrecision.BFloat16); same-size padding = dilation.
+                int dilation = Dilations[layer++];
+                x = Autocast.Conv2d(conv, x, dilation, dilation);
+            }
+            else
+            {
+                x = ((nn.Module<Tensor, Tensor>)module).forward(x);
+            }
         }
         return Autocast.ToFloat32(Autocast.Conv2d(_output, x, 0, 1)).MoveToOuterDisposeScope();
     }
