@@ -27,6 +27,25 @@ public sealed class BenchTests
         Assert.IsTrue(bf16.GetProperty("gflop_per_s").GetDouble() > 0);
     }
 
+    [TestMethod]
+    public void Infer_ReportsItsAdjacentCeilingAndWhereTheTimeGoes()
+    {
+        var result = CliRunner.Run(["bench", "--only", "infer", "--config", "Tiny", "--batch", "1", "--threads", "1"]);
+        Assert.AreEqual(LmaeCli.Success, result.ExitCode, result.ToString());
+        var line = Parse(result.Output.Trim());
+        Assert.AreEqual("infer", line.GetProperty("bench").GetString());
+        double before = line.GetProperty("matmul_before").GetDouble(), after = line.GetProperty("matmul_after").GetDouble();
+        Assert.IsTrue(before > 0 && after > 0, result.Output);
+        Assert.AreEqual((before + after) / 2, line.GetProperty("matmul_gflop_per_s").GetDouble(), 1e-3 * (before + after));
+        Assert.AreEqual(line.GetProperty("gflop_per_s").GetDouble() / line.GetProperty("matmul_gflop_per_s").GetDouble(),
+            line.GetProperty("fraction_of_matmul").GetDouble(), 1e-3, "the fraction is against the adjacent ceiling");
+        // The parts are timed inside the same calls: together they account for (nearly) all of the wall time.
+        double parts = new[] { "prepare_ms", "tensors_ms", "network_ms", "accumulate_ms", "refinement_ms", "decide_ms" }
+            .Sum(name => line.GetProperty(name).GetDouble());
+        double total = line.GetProperty("ms_per_image").GetDouble();
+        Assert.IsTrue(parts > 0.8 * total && parts < 1.2 * total, $"parts {parts} ms vs {total} ms per image: {result.Output}");
+    }
+
     /// <summary>Runs <c>lmae bench</c> with <paramref name="args"/>; it must succeed and print exactly two JSON lines.</summary>
     private static (JsonElement First, JsonElement Second) TwoLines(params string[] args)
     {

@@ -6,7 +6,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// <summary>
 /// bf16 autocast for the L-MAE (<see cref="LabelCompletionPrecision.BFloat16"/>), the CPU counterpart of
 /// <c>torch.autocast(dtype=torch.bfloat16)</c>, which TorchSharp 0.107 does not expose. Inside a scope opened by
-/// <see cref="Enter"/> on the current thread, <see cref="Linear"/> and <see cref="Conv2d"/> cast their input and the FP32
+/// <see cref="Enter"/> on the current thread, <see cref="Linear"/> and <see cref="Conv2d(TorchSharp.Modules.Conv2d, Tensor, long, long)"/> cast their input and the FP32
 /// master weights to bf16 and return a bf16 result; attention on bf16 projections runs in bf16 as well. Everything else
 /// stays FP32: residual sums (FP32 + bf16 promotes to FP32), LayerNorm, the logits, softmax and the loss; the autograd of
 /// the casts brings the gradients back to the FP32 weights. Outside a scope both helpers are the plain FP32 layers.
@@ -85,6 +85,21 @@ internal static class Autocast
         if (_lowPrecision is not ScalarType dtype) return layer.forward(x);
         return nn.functional.conv2d(x.to(dtype), layer.weight!.to(dtype), layer.bias?.to(dtype),
             strides: [1, 1], padding: [padding, padding], dilation: [dilation, dilation]);
+    }
+
+    /// <summary>
+    /// 2-D convolution of <paramref name="x"/> with <paramref name="weight"/> and <paramref name="bias"/> (stride 1, square
+    /// <paramref name="padding"/> and <paramref name="dilation"/>), in bf16 inside a bf16 scope.
+    /// </summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, long padding, long dilation)
+    {
+        if (_lowPrecision is ScalarType dtype)
+        {
+            x = x.to(dtype);
+            weight = weight.to(dtype);
+            bias = bias?.to(dtype);
+        }
+        return nn.functional.conv2d(x, weight, bias, strides: [1, 1], padding: [padding, padding], dilation: [dilation, dilation]);
     }
 
     /// <summary><paramref name="x"/> as FP32 (no copy when it already is): module outputs leave a bf16 scope in FP32.</summary>

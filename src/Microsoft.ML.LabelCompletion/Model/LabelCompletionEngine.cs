@@ -95,6 +95,10 @@ internal sealed class LabelCompletionEngine : IDisposable
         var examples = ReadExamples(train, config, cancellationToken, "training");
         if (examples.Count == 0) throw new InvalidOperationException("The training data has no rows.");
         var validationExamples = validation is null ? null : ReadExamples(validation, config, cancellationToken, "validation");
+        // The decoded examples stay for every epoch; what decoding them left behind (file buffers, PNG rows, in the GC heap and
+        // in the native heap the tuning keeps) goes back to the operating system once, before the first step.
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        Internal.NativeHeapTuning.ReleaseFreeMemory();
         var engine = Create(config, seed, device);
         try
         {
@@ -131,7 +135,7 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// </summary>
     public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks,
         CancellationToken cancellationToken = default, bool replaceKnownInMaskedPatches = false, int windowsPerForward = 8,
-        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, CompletionTimings? timings = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(patchMasks);
@@ -140,6 +144,7 @@ internal sealed class LabelCompletionEngine : IDisposable
         int p = Config.PatchSize, c = Config.NumberOfClasses, t = Config.TrainingSize;
         byte unknown = Config.UnknownLabel;
 
+        long started = Stopwatch.GetTimestamp();
         // 1. Pad every image to the patch grid, hide masked patches, compute the prior, cut windows.
         var images = new PaddedImage[batch.Count];
         var windows = new List<(int Image, int X, int Y, WindowSample Sample)>();
@@ -157,48 +162,64 @@ internal sealed class LabelCompletionEngine : IDisposable
             byte[]? prior = Config.LabelPrior == LabelPriorMode.None ? null
                 : Evaluation.NearestKnownFill.Fill(priorSource, unknown).Values;
             byte[]? directional = Config.DirectionalPrior ? DirectionalFill.Compute(priorSource.Values, pw, ph, unknown) : null;
-            images[i] = new PaddedImage(pw, ph, new float[c * pw * ph], new int[pw * ph], Config.RefinementChannels > 0
+            images[i] = new PaddedImage(pw, ph, new int[pw * ph], Config.RefinementChannels > 0
                 ? CutWindow(image, input, prior, directional, patchMasks[i], columns, 0, 0, pw, ph, example.Source)
                 : null);
             int ww = Math.Min(t, pw), wh = Math.Min(t, ph);
             foreach (int y in WindowBatch.WindowStarts(ph, wh, Config.WindowOverlap, p))
                 foreach (int x in WindowBatch.WindowStarts(pw, ww, Config.WindowOverlap, p))
+                {
                     windows.Add((i, x, y, CutWindow(image, input, prior, directional, patchMasks[i], columns, x, y, ww, wh, example.Source)));
+                    for (int yy = y; yy < y + wh; yy++)
+                        for (int xx = x; xx < x + ww; xx++) images[i].Counts[yy * pw + xx]++;
+                }
         }
 
+        timings?.Add(ref timings.PrepareSeconds, ref started);
+        using (NewDisposeScope())
         using (no_grad())
         using (Autocast.Enter(precision, Device))
         {
             _model.eval();
-            // 2. Run windows of equal size together through encoder and decoder; sum the decoder logits per image.
+            // 2. Run windows of equal size together through encoder and decoder; sum the decoder logits per image (in libtorch:
+            //    the window logits never become managed arrays).
+            var sums = images.Select(im => zeros(c, im.Height, im.Width, device: Device)).ToArray();
             foreach (var group in windows.GroupBy(w => (w.Sample.Width, w.Sample.Height)))
                 foreach (var chunk in group.Chunk(Math.Max(1, windowsPerForward)))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     using var scope = NewDisposeScope();
                     using var inputs = WindowBatch.ToInputs(chunk.Select(w => w.Sample).ToList(), Config, Device);
-                    var logits = _model.ForwardDecoder(_model.ForwardEncoder(inputs), inputs).to(CPU).contiguous();
-                    var values = logits.data<float>().ToArray();
+                    timings?.Add(ref timings.TensorSeconds, ref started);
+                    var logits = _model.ForwardDecoder(_model.ForwardEncoder(inputs), inputs);
+                    timings?.Add(ref timings.NetworkSeconds, ref started);
                     for (int k = 0; k < chunk.Length; k++)
-                        Accumulate(images[chunk[k].Image], values, k, chunk[k].X, chunk[k].Y, chunk[k].Sample.Width, chunk[k].Sample.Height, c);
+                    {
+                        var (image, x, y, sample) = chunk[k];
+                        sums[image].narrow(1, y, sample.Height).narrow(2, x, sample.Width).add_(logits[k]);
+                    }
+                    timings?.Add(ref timings.AccumulateSeconds, ref started);
                 }
 
-            // 3. Per image: the mean decoder logits, the pixel refinement (if any) over the whole image, softmax (into Scores).
-            foreach (var padded in images)
+            // 3. Per image: the mean decoder logits, the pixel refinement (if any) over the whole image, softmax; its max and argmax.
+            for (int i = 0; i < images.Length; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
-                int plane = padded.Width * padded.Height;
-                for (int k = 0; k < c; k++)
-                    for (int j = 0; j < plane; j++) padded.Scores[k * plane + j] /= padded.Counts[j];
-                var logits = tensor(padded.Scores, [1, c, padded.Height, padded.Width], ScalarType.Float32, Device);
+                var padded = images[i];
+                using var counts = tensor(padded.Counts.Select(n => (float)n).ToArray(), [1, 1, padded.Height, padded.Width], ScalarType.Float32, Device);
+                var logits = sums[i].unsqueeze(0).div(counts);
                 if (padded.Whole is not null)
                 {
                     using var whole = WindowBatch.ToInputs([padded.Whole], Config, Device);
                     logits = _model.Refine(logits, whole);
                 }
-                var probabilities = nn.functional.softmax(logits, 1).to(CPU).contiguous();
-                probabilities.data<float>().CopyTo(padded.Scores, 0);
+                var (probability, best) = nn.functional.softmax(logits, 1).max(1);
+                padded.Probability = new float[padded.Width * padded.Height];
+                padded.Best = new byte[padded.Width * padded.Height];
+                CopyOut(probability, padded.Probability);
+                CopyOut(best.to(ScalarType.Byte), padded.Best);
+                timings?.Add(ref timings.RefinementSeconds, ref started);
             }
         }
 
@@ -206,7 +227,15 @@ internal sealed class LabelCompletionEngine : IDisposable
         var results = new CompletionResult[batch.Count];
         for (int i = 0; i < batch.Count; i++)
             results[i] = Decide(batch[i], images[i], patchMasks[i], replaceKnownInMaskedPatches);
+        timings?.Add(ref timings.DecideSeconds, ref started);
         return results;
+    }
+
+    /// <summary>Copies a tensor's values into <paramref name="destination"/> through its storage bytes (one block copy).</summary>
+    private static void CopyOut<T>(Tensor values, T[] destination) where T : unmanaged
+    {
+        using var cpu = values.to(CPU).contiguous();
+        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(cpu.bytes).CopyTo(destination);
     }
 
     /// <summary>Writes the weights (TorchSharp state dict format) to <paramref name="writer"/>; the config is saved by the caller.</summary>
@@ -281,30 +310,9 @@ internal sealed class LabelCompletionEngine : IDisposable
         return window;
     }
 
-    private static void Accumulate(PaddedImage target, float[] logits, int k, int x0, int y0, int width, int height, int classes)
-    {
-        int hw = width * height;
-        for (int c = 0; c < classes; c++)
-        {
-            int src = (k * classes + c) * hw;
-            int dstPlane = c * target.Width * target.Height;
-            for (int y = 0; y < height; y++)
-            {
-                int d = dstPlane + (y0 + y) * target.Width + x0;
-                int s = src + y * width;
-                for (int x = 0; x < width; x++) target.Scores[d + x] += logits[s + x];
-            }
-        }
-        for (int y = 0; y < height; y++)
-        {
-            int d = (y0 + y) * target.Width + x0;
-            for (int x = 0; x < width; x++) target.Counts[d + x]++;
-        }
-    }
-
     private CompletionResult Decide(SegmentationExample example, PaddedImage padded, bool[] patchMask, bool replaceKnown)
     {
-        int w = example.Image.Width, h = example.Image.Height, c = Config.NumberOfClasses, plane = padded.Width * padded.Height;
+        int w = example.Image.Width, h = example.Image.Height;
         byte unknown = Config.UnknownLabel;
         var pixelMask = MaskSelector.ToPixelMask(patchMask, w, h, Config.PatchSize);
         var values = new byte[w * h];
@@ -317,29 +325,43 @@ internal sealed class LabelCompletionEngine : IDisposable
                 byte input = example.Label.Values[i];
                 bool predict = input == unknown || (replaceKnown && pixelMask[i]);
                 completionMask[i] = pixelMask[i] || input == unknown;
-                if (!predict)
-                {
-                    values[i] = input;
-                    confidence[i] = 1f;
-                    continue;
-                }
-                int best = 0;
-                float bestP = float.NegativeInfinity;
-                for (int k = 0; k < c; k++)
-                {
-                    float v = padded.Scores[k * plane + j];
-                    if (v > bestP) { bestP = v; best = k; }
-                }
-                values[i] = (byte)best;
-                confidence[i] = bestP;
+                values[i] = predict ? padded.Best![j] : input;
+                confidence[i] = predict ? padded.Probability![j] : 1f;
             }
         return new CompletionResult(new LabelMap(w, h, values), confidence, completionMask);
     }
 
     /// <summary>
-    /// One image padded to the patch grid during completion: per class and pixel the summed window logits, then (after the
-    /// refinement) the probabilities; how many windows covered each pixel; the whole image as one refinement input (null
-    /// without a refinement).
+    /// One image padded to the patch grid during completion: how many windows cover each pixel; the whole image as one
+    /// refinement input (null without a refinement); after the network, per pixel the most probable class and its probability.
     /// </summary>
-    private sealed record PaddedImage(int Width, int Height, float[] Scores, int[] Counts, WindowSample? Whole);
+    private sealed record PaddedImage(int Width, int Height, int[] Counts, WindowSample? Whole)
+    {
+        public byte[]? Best { get; set; }
+
+        public float[]? Probability { get; set; }
+    }
+}
+
+/// <summary>
+/// Where <see cref="LabelCompletionEngine.Complete"/> spends its wall time (seconds, summed over calls): CPU-side preparation
+/// (padding, masking, priors, window cuts), building input tensors, encoder and decoder, accumulating window logits, the
+/// whole-image refinement with softmax, and the per-pixel decision. Filled by the benchmark.
+/// </summary>
+internal sealed class CompletionTimings
+{
+    public double PrepareSeconds;
+    public double TensorSeconds;
+    public double NetworkSeconds;
+    public double AccumulateSeconds;
+    public double RefinementSeconds;
+    public double DecideSeconds;
+
+    /// <summary>Adds the time since <paramref name="since"/> to <paramref name="part"/> and restarts the clock.</summary>
+    public void Add(ref double part, ref long since)
+    {
+        long now = Stopwatch.GetTimestamp();
+        part += Stopwatch.GetElapsedTime(since, now).TotalSeconds;
+        since = now;
+    }
 }

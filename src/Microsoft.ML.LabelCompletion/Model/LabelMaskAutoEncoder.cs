@@ -20,6 +20,13 @@ namespace Microsoft.ML.LabelCompletion.Model;
 public sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tensor VisibleIndex, Tensor? VisibleKeyMask,
     Tensor InsertIndex, int Rows, int Columns, Tensor? Directional = null, Tensor? DirectionalDistance = null) : IDisposable
 {
+    /// <summary>Moves every tensor of the batch out of the current dispose scope into the one around it.</summary>
+    public void MoveToOuterDisposeScope()
+    {
+        foreach (var t in new[] { Labels, Rgb, Prior, VisibleIndex, VisibleKeyMask, InsertIndex, Directional, DirectionalDistance })
+            t?.MoveToOuterDisposeScope();
+    }
+
     /// <summary>Disposes every tensor of the batch.</summary>
     public void Dispose()
     {
@@ -119,16 +126,17 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         using var scope = NewDisposeScope();
         long b = logits.shape[0];
         using var zero = 0L.ToScalar();
-        var known = inputs.Labels.ge(zero).unsqueeze(1).to(ScalarType.Float32);
-        var prior = inputs.Prior is null ? zeros_like(logits) : StackFusion.OneHot(inputs.Prior, _config.NumberOfClasses);
-        var features = new List<Tensor> { logits, prior, inputs.Rgb, known };
+        // The 0/1 channels stay bool until the concatenation turns the context into floats (less memory at the step's peak).
+        var known = inputs.Labels.ge(zero).unsqueeze(1);
+        var prior = inputs.Prior is null ? zeros_like(logits) : StackFusion.OneHotMask(inputs.Prior, _config.NumberOfClasses);
+        var context = new List<Tensor> { prior, inputs.Rgb, known };
         if (_config.DirectionalPrior && inputs.Directional is not null && inputs.DirectionalDistance is not null)
         {
-            features.Add(StackFusion.OneHot(inputs.Directional, _config.NumberOfClasses)
+            context.Add(StackFusion.OneHotMask(inputs.Directional, _config.NumberOfClasses)
                 .reshape(b, 4 * _config.NumberOfClasses, logits.shape[2], logits.shape[3]));
-            features.Add(inputs.DirectionalDistance);
+            context.Add(inputs.DirectionalDistance);
         }
-        return logits.add(_refinement.forward(cat(features, 1)), TorchScalars.One).MoveToOuterDisposeScope();
+        return logits.add(_refinement.forward(logits, cat(context, 1)), TorchScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>Number of trainable parameters.</summary>

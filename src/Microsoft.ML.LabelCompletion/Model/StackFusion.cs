@@ -22,16 +22,22 @@ public static class StackFusion
     public static Tensor OneHot(Tensor labels, int numberOfClasses)
     {
         using var scope = NewDisposeScope();
-        // Unknown (-1) goes to an extra class C whose channel is dropped. Scalars are explicit and disposed here: an
-        // implicitly converted Scalar may be finalized while libtorch still reads it (TorchSharp 0.107).
-        using var zero = 0L.ToScalar();
-        using var extra = ((long)numberOfClasses).ToScalar();
-        var shifted = labels.masked_fill(labels.lt(zero), extra);
-        var oneHot = nn.functional.one_hot(shifted, numberOfClasses + 1)
-            .narrow(-1, 0, numberOfClasses)
-            .permute(0, 3, 1, 2)
-            .to(ScalarType.Float32);
-        return oneHot.contiguous().MoveToOuterDisposeScope();
+        return OneHotMask(labels, numberOfClasses).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="OneHot"/> as bool <c>[B, C, H, W]</c> (a quarter of the memory): for inputs that are concatenated with float
+    /// channels anyway (the concatenation promotes them to 0/1 floats).
+    /// </summary>
+    public static Tensor OneHotMask(Tensor labels, int numberOfClasses)
+    {
+        using var scope = NewDisposeScope();
+        // labels[b, 1, h, w] == c for c in 0..C-1: one comparison per output element, written straight into the NCHW layout
+        // (unknown, -1, equals no class). one_hot + permute + contiguous built an int64 [B, H, W, C+1] and two float copies
+        // first: 16 bytes of temporaries per output element at the peak of a training step.
+        using var classes = tensor(Enumerable.Range(0, numberOfClasses).Select(c => (long)c).ToArray(), [1, numberOfClasses, 1, 1],
+            ScalarType.Int64, labels.device);
+        return labels.unsqueeze(1).eq(classes).MoveToOuterDisposeScope();
     }
 
     /// <summary>The Fuse Map <c>[B, C+3, H, W]</c> from labels <c>[B, H, W]</c> (-1 unknown) and normalised RGB <c>[B, 3, H, W]</c>.</summary>

@@ -1,3 +1,4 @@
+using TorchSharp;
 using Microsoft.ML.LabelCompletion.Data;
 using Microsoft.ML.LabelCompletion.Evaluation;
 using static TorchSharp.torch;
@@ -38,51 +39,34 @@ internal sealed class WindowSample
 /// <summary>Turns <see cref="WindowSample"/>s into the network's tensors, and prepares samples (masking, prior, crops).</summary>
 internal static class WindowBatch
 {
-    /// <summary>Builds the network input for samples of equal size.</summary>
+    /// <summary>
+    /// Builds the network input for samples of equal size. The samples' bytes are copied straight into uint8 tensors and
+    /// widened inside libtorch through 256-entry lookup tables (ImageNet normalisation, unknown → -1, distance / 255), so a
+    /// batch leaves no large managed arrays behind (they were the .NET large-object-heap garbage of every step) and the
+    /// values are exactly those of <see cref="StackFusion.Normalize"/>.
+    /// </summary>
     public static LmaeInputs ToInputs(IReadOnlyList<WindowSample> samples, LmaeConfig config, Device device)
     {
         int b = samples.Count, h = samples[0].Height, w = samples[0].Width, p = config.PatchSize;
         int rows = h / p, columns = w / p, l = rows * columns, hw = h * w;
-        var rgb = new float[b * 3 * hw];
-        var labels = new long[b * hw];
-        long[]? prior = config.LabelPrior == LabelPriorMode.None ? null : new long[b * hw];
-        long[]? directional = config.DirectionalPrior ? new long[b * 4 * hw] : null;
-        float[]? distances = config.DirectionalPrior ? new float[b * 4 * hw] : null;
-        byte unknown = config.UnknownLabel;
-        int maxVisible = 0;
-        for (int s = 0; s < b; s++)
-        {
-            var sample = samples[s];
+        foreach (var sample in samples)
             if (sample.Width != w || sample.Height != h) throw new ArgumentException("Samples of one batch must share their size.");
-            int baseRgb = s * 3 * hw, baseLabel = s * hw;
-            var src = sample.Rgb;
-            for (int i = 0; i < hw; i++)
-            {
-                rgb[baseRgb + i] = StackFusion.Normalize(src[3 * i], 0);
-                rgb[baseRgb + hw + i] = StackFusion.Normalize(src[3 * i + 1], 1);
-                rgb[baseRgb + 2 * hw + i] = StackFusion.Normalize(src[3 * i + 2], 2);
-                byte v = sample.InputLabel[i];
-                labels[baseLabel + i] = v == unknown ? -1 : v;
-            }
-            if (prior is not null)
-            {
-                var pr = sample.Prior ?? throw new ArgumentException("The label prior is on but a sample has no prior.");
-                for (int i = 0; i < hw; i++) prior[baseLabel + i] = pr[i] == unknown ? -1 : pr[i];
-            }
-            if (directional is not null)
-            {
-                var planes = sample.Directional ?? throw new ArgumentException("The directional prior is on but a sample has none.");
-                for (int i = 0; i < 4 * hw; i++)
-                {
-                    directional[s * 4 * hw + i] = planes[i] == unknown ? -1 : planes[i];
-                    distances![s * 4 * hw + i] = planes[4 * hw + i] / (float)DirectionalFill.MaxDistance;
-                }
-            }
-            maxVisible = Math.Max(maxVisible, sample.PatchMask.Count(m => !m));
+        using var scope = NewDisposeScope();
+        using var labelTable = LabelTable(config.UnknownLabel);
+        var labels = Lookup(FromBytes(samples, s => s.InputLabel, hw, 0, hw, [b, h, w], "input label"), labelTable);
+        var rgb = NormalizedRgb(FromBytes(samples, s => s.Rgb, 3 * hw, 0, 3 * hw, [b, h, w, 3], "image"));
+        Tensor? prior = config.LabelPrior == LabelPriorMode.None ? null
+            : Lookup(FromBytes(samples, s => s.Prior, hw, 0, hw, [b, h, w], "label prior"), labelTable);
+        Tensor? directional = null, distances = null;
+        if (config.DirectionalPrior)
+        {
+            directional = Lookup(FromBytes(samples, s => s.Directional, DirectionalFill.Planes * hw, 0, 4 * hw, [b * 4, h, w], "directional prior"), labelTable);
+            using var distanceTable = tensor(Enumerable.Range(0, 256).Select(d => d / (float)DirectionalFill.MaxDistance).ToArray());
+            distances = Lookup(FromBytes(samples, s => s.Directional, DirectionalFill.Planes * hw, 4 * hw, 4 * hw, [b, 4, h, w], "directional prior"), distanceTable);
         }
 
         // Visible tokens: each row's visible patch indices in order, padded to the longest row.
-        int nv = Math.Max(1, maxVisible);
+        int nv = Math.Max(1, samples.Max(s => s.PatchMask.Count(m => !m)));
         var visibleIndex = new long[b * nv];
         var insertIndex = new long[b * nv];
         var keyMask = new bool[b * nv];
@@ -108,29 +92,68 @@ internal static class WindowBatch
             }
         }
 
-        return new LmaeInputs(
-            tensor(labels, [b, h, w], ScalarType.Int64, device),
-            tensor(rgb, [b, 3, h, w], ScalarType.Float32, device),
-            prior is null ? null : tensor(prior, [b, h, w], ScalarType.Int64, device),
+        var inputs = new LmaeInputs(
+            labels.to(device),
+            rgb.to(device),
+            prior?.to(device),
             tensor(visibleIndex, [b, nv], ScalarType.Int64, device),
             padded ? tensor(keyMask, [b, 1, 1, nv], ScalarType.Bool, device) : null,
             tensor(insertIndex, [b, nv], ScalarType.Int64, device),
             rows, columns,
-            directional is null ? null : tensor(directional, [b * 4, h, w], ScalarType.Int64, device),
-            distances is null ? null : tensor(distances, [b, 4, h, w], ScalarType.Float32, device));
+            directional?.to(device),
+            distances?.to(device));
+        inputs.MoveToOuterDisposeScope();
+        return inputs;
     }
 
     /// <summary>Training targets int64 <c>[B, H, W]</c>: the class, or -1 where the pixel does not count.</summary>
     public static Tensor Targets(IReadOnlyList<WindowSample> samples, LmaeConfig config, Device device)
     {
-        int b = samples.Count, h = samples[0].Height, w = samples[0].Width, hw = h * w;
-        var targets = new long[b * hw];
-        for (int s = 0; s < b; s++)
+        int b = samples.Count, h = samples[0].Height, w = samples[0].Width;
+        using var scope = NewDisposeScope();
+        using var labelTable = LabelTable(config.UnknownLabel);
+        var targets = Lookup(FromBytes(samples, s => s.Target, h * w, 0, h * w, [b, h, w], "training target"), labelTable);
+        return targets.to(device).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A uint8 CPU tensor of <paramref name="shape"/> holding, for each sample in turn, <paramref name="count"/> bytes of
+    /// <paramref name="select"/>(sample) (an array of <paramref name="length"/> bytes) from <paramref name="offset"/> on,
+    /// copied straight into the tensor's storage.
+    /// </summary>
+    private static Tensor FromBytes(IReadOnlyList<WindowSample> samples, Func<WindowSample, byte[]?> select, int length, int offset,
+        int count, long[] shape, string what)
+    {
+        var result = empty(shape, ScalarType.Byte);
+        var storage = result.bytes;
+        for (int s = 0; s < samples.Count; s++)
         {
-            var t = samples[s].Target ?? throw new ArgumentException("A training sample has no target.");
-            for (int i = 0; i < hw; i++) targets[s * hw + i] = t[i] == config.UnknownLabel ? -1 : t[i];
+            var source = select(samples[s]) ?? throw new ArgumentException($"{samples[s].Source}: the sample has no {what}.");
+            if (source.Length != length)
+                throw new ArgumentException($"{samples[s].Source}: the {what} has {source.Length} values, a {samples[s].Width}x{samples[s].Height} window needs {length}.");
+            source.AsSpan(offset, count).CopyTo(storage.Slice(s * count, count));
         }
-        return tensor(targets, [b, h, w], ScalarType.Int64, device);
+        return result;
+    }
+
+    /// <summary>int64 lookup of label bytes: a class stays itself, the unknown value becomes -1.</summary>
+    private static Tensor LabelTable(byte unknown)
+        => tensor(Enumerable.Range(0, 256).Select(v => v == unknown ? -1L : v).ToArray());
+
+    /// <summary><paramref name="table"/>[<paramref name="bytes"/>], elementwise, in the shape of <paramref name="bytes"/>.</summary>
+    private static Tensor Lookup(Tensor bytes, Tensor table) => table.take(bytes.to(ScalarType.Int64));
+
+    /// <summary>Interleaved RGB bytes <c>[B, H, W, 3]</c> → ImageNet-normalised float <c>[B, 3, H, W]</c> (Stack Fusion's image part).</summary>
+    private static Tensor NormalizedRgb(Tensor interleaved)
+    {
+        // One 768-entry table (channel-major): entry c·256 + v = StackFusion.Normalize(v, c).
+        var values = new float[3 * 256];
+        for (int c = 0; c < 3; c++)
+            for (int v = 0; v < 256; v++) values[c * 256 + v] = StackFusion.Normalize((byte)v, c);
+        using var table = tensor(values);
+        using var channelOffsets = tensor(new long[] { 0, 256, 512 }, [1, 3, 1, 1]);
+        using var one = 1L.ToScalar(); // (an integral alpha for integral tensors, explicit and disposed)
+        return table.take(interleaved.permute(0, 3, 1, 2).to(ScalarType.Int64).add(channelOffsets, one));
     }
 
     /// <summary>

@@ -169,10 +169,88 @@ public sealed class ModelTests
         var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 8, DirectionalPrior = false };
         using var refinement = new PixelRefinement(6, 8);
         using var features = randn(2, 16, 12, 12);
-        Assert.AreEqual(0f, refinement.forward(features).abs().max().item<float>(), "the output layer starts at zero");
+        Assert.AreEqual(0f, refinement.forward(features.narrow(1, 0, 6), features.narrow(1, 6, 10)).abs().max().item<float>(),
+            "the output layer starts at zero");
         using var model = new LabelMaskAutoEncoder(config);
         using var plain = new LabelMaskAutoEncoder(config with { RefinementChannels = 0 });
         Assert.AreEqual((16L * 8 * 9 + 8) + 3 * (8L * 8 * 9 + 8) + (8L * 6 + 6), model.ParameterCount() - plain.ParameterCount());
+    }
+
+    [TestMethod]
+    public void PixelRefinementTrainingAndInferenceFormsComputeTheSameFunctionAndGradient()
+    {
+        // Training splits the first convolution (logits part with an input gradient, context part without); inference
+        // runs it over the concatenated input laid out channels-last. Both must be the convolution over cat(logits, context).
+        manual_seed(3);
+        using var refinement = new PixelRefinement(6, 8);
+        using (no_grad())
+            foreach (var parameter in refinement.parameters()) parameter.normal_(0, 0.2);
+        using var scope = NewDisposeScope();
+        var logitValues = randn(2, 6, 12, 20);
+        var context = randn(2, 10, 12, 20);
+        var logits = logitValues.clone().requires_grad_(true);
+        var trained = refinement.forward(logits, context);
+        trained.square().sum().backward();
+        Tensor inferred;
+        using (no_grad()) inferred = refinement.forward(logitValues, context);
+        Assert.IsTrue(inferred.allclose(trained.detach(), rtol: 1e-4, atol: 1e-5), "the two forms give the same correction");
+        Assert.IsTrue(inferred.is_contiguous(), "the correction comes back in the standard (NCHW) layout");
+
+        // Reference: the plain layer stack over the concatenated input, its gradients with respect to the logits and weights.
+        var firstWeightGrad = ((TorchSharp.Modules.Conv2d)refinement.named_modules().First(m => m.name == "_body.0").module).weight!.grad!.clone();
+        var logitGrad = logits.grad!.clone();
+        foreach (var parameter in refinement.parameters()) parameter.grad?.zero_();
+        var reference = logitValues.clone().requires_grad_(true);
+        var x = cat([reference, context], 1);
+        var named = refinement.named_modules().Where(m => m.module is TorchSharp.Modules.Conv2d).ToList();
+        var layers = named.Where(m => m.name.StartsWith("_body.", StringComparison.Ordinal))
+            .OrderBy(m => int.Parse(m.name["_body.".Length..], System.Globalization.CultureInfo.InvariantCulture))
+            .Concat(named.Where(m => m.name == "_output")).Select(m => (TorchSharp.Modules.Conv2d)m.module).ToList();
+        Assert.AreEqual(5, layers.Count, string.Join(", ", named.Select(m => m.name)));
+        int[] dilations = [1, 2, 4, 8];
+        for (int i = 0; i < 4; i++)
+            x = nn.functional.gelu(nn.functional.conv2d(x, layers[i].weight!, layers[i].bias, padding: [dilations[i], dilations[i]], dilation: [dilations[i], dilations[i]]));
+        var expected = nn.functional.conv2d(x, layers[4].weight!, layers[4].bias);
+        expected.square().sum().backward();
+        Assert.IsTrue(trained.allclose(expected, rtol: 1e-4, atol: 1e-5), "training form = convolution over cat(logits, context)");
+        Assert.IsTrue(logitGrad.allclose(reference.grad!, rtol: 1e-4, atol: 1e-4), "same gradient for the logits");
+        Assert.IsTrue(firstWeightGrad.allclose(layers[0].weight!.grad!, rtol: 1e-4, atol: 1e-4), "same gradient for the first layer's weights");
+    }
+
+    [TestMethod]
+    public void InputTensorsHoldTheSamplesValuesExactly_AndAWrongSizedArrayIsNamed()
+    {
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 8, DirectionalPrior = true };
+        var sample = RandomSample(16, 24, config, new Random(11), 0.5);
+        using var scope = NewDisposeScope();
+        using var inputs = WindowBatch.ToInputs([sample, sample], config, CPU);
+        int hw = 16 * 24;
+        var labels = inputs.Labels.to(ScalarType.Int64).data<long>().ToArray();
+        var prior = inputs.Prior!.data<long>().ToArray();
+        var directional = inputs.Directional!.data<long>().ToArray();
+        var distances = inputs.DirectionalDistance!.data<float>().ToArray();
+        var rgb = inputs.Rgb.data<float>().ToArray();
+        for (int i = 0; i < hw; i++)
+        {
+            Assert.AreEqual(sample.InputLabel[i] == 255 ? -1L : sample.InputLabel[i], labels[hw + i], $"label {i} of the second sample");
+            Assert.AreEqual(sample.Prior![i] == 255 ? -1L : sample.Prior[i], prior[i], $"prior {i}");
+            for (int c = 0; c < 3; c++)
+                Assert.AreEqual(StackFusion.Normalize(sample.Rgb[3 * i + c], c), rgb[3 * hw + c * hw + i], $"pixel {i} channel {c}: bit-identical");
+        }
+        for (int i = 0; i < 4 * hw; i++)
+        {
+            Assert.AreEqual(sample.Directional![i] == 255 ? -1L : sample.Directional[i], directional[4 * hw + i], $"directional label {i}");
+            Assert.AreEqual(sample.Directional[4 * hw + i] / 255f, distances[4 * hw + i], $"directional distance {i}");
+        }
+
+        var broken = new WindowSample
+        {
+            Width = 16, Height = 24, Rgb = sample.Rgb, InputLabel = sample.InputLabel, Prior = sample.Prior![..^1],
+            Directional = sample.Directional, PatchMask = sample.PatchMask, Source = "row 7",
+        };
+        var error = Assert.ThrowsExactly<ArgumentException>(() => WindowBatch.ToInputs([sample, broken], config, CPU));
+        StringAssert.Contains(error.Message, "row 7");
+        StringAssert.Contains(error.Message, "label prior has 383 values");
     }
 
     [TestMethod]
