@@ -97,8 +97,7 @@ internal sealed class LabelCompletionEngine : IDisposable
         var validationExamples = validation is null ? null : ReadExamples(validation, config, cancellationToken, "validation");
         // The decoded examples stay for every epoch; what decoding them left behind (file buffers, PNG rows, in the GC heap and
         // in the native heap the tuning keeps) goes back to the operating system once, before the first step.
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        Internal.NativeHeapTuning.ReleaseFreeMemory();
+        Internal.NativeHeapTuning.ReleaseGarbage();
         var engine = Create(config, seed, device);
         try
         {
@@ -162,7 +161,7 @@ internal sealed class LabelCompletionEngine : IDisposable
             byte[]? prior = Config.LabelPrior == LabelPriorMode.None ? null
                 : Evaluation.NearestKnownFill.Fill(priorSource, unknown).Values;
             byte[]? directional = Config.DirectionalPrior ? DirectionalFill.Compute(priorSource.Values, pw, ph, unknown) : null;
-            images[i] = new PaddedImage(pw, ph, new int[pw * ph], Config.RefinementChannels > 0
+            images[i] = new PaddedImage(pw, ph, new float[pw * ph], Config.RefinementChannels > 0
                 ? CutWindow(image, input, prior, directional, patchMasks[i], columns, 0, 0, pw, ph, example.Source)
                 : null);
             int ww = Math.Min(t, pw), wh = Math.Min(t, ph);
@@ -171,7 +170,7 @@ internal sealed class LabelCompletionEngine : IDisposable
                 {
                     windows.Add((i, x, y, CutWindow(image, input, prior, directional, patchMasks[i], columns, x, y, ww, wh, example.Source)));
                     for (int yy = y; yy < y + wh; yy++)
-                        for (int xx = x; xx < x + ww; xx++) images[i].Counts[yy * pw + xx]++;
+                        for (int xx = x; xx < x + ww; xx++) images[i].Counts[yy * pw + xx] += 1;
                 }
         }
 
@@ -207,7 +206,7 @@ internal sealed class LabelCompletionEngine : IDisposable
                 cancellationToken.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 var padded = images[i];
-                using var counts = tensor(padded.Counts.Select(n => (float)n).ToArray(), [1, 1, padded.Height, padded.Width], ScalarType.Float32, Device);
+                using var counts = tensor(padded.Counts, [1, 1, padded.Height, padded.Width], ScalarType.Float32, Device);
                 var logits = sums[i].unsqueeze(0).div(counts);
                 if (padded.Whole is not null)
                 {
@@ -335,7 +334,7 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// One image padded to the patch grid during completion: how many windows cover each pixel; the whole image as one
     /// refinement input (null without a refinement); after the network, per pixel the most probable class and its probability.
     /// </summary>
-    private sealed record PaddedImage(int Width, int Height, int[] Counts, WindowSample? Whole)
+    private sealed record PaddedImage(int Width, int Height, float[] Counts, WindowSample? Whole)
     {
         public byte[]? Best { get; set; }
 

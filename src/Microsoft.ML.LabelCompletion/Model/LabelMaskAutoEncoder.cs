@@ -23,16 +23,16 @@ public sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tensor
     /// <summary>Moves every tensor of the batch out of the current dispose scope into the one around it.</summary>
     public void MoveToOuterDisposeScope()
     {
-        foreach (var t in new[] { Labels, Rgb, Prior, VisibleIndex, VisibleKeyMask, InsertIndex, Directional, DirectionalDistance })
-            t?.MoveToOuterDisposeScope();
+        foreach (var t in Tensors) t?.MoveToOuterDisposeScope();
     }
 
     /// <summary>Disposes every tensor of the batch.</summary>
     public void Dispose()
     {
-        Labels.Dispose(); Rgb.Dispose(); Prior?.Dispose(); VisibleIndex.Dispose(); VisibleKeyMask?.Dispose(); InsertIndex.Dispose();
-        Directional?.Dispose(); DirectionalDistance?.Dispose();
+        foreach (var t in Tensors) t?.Dispose();
     }
+
+    private Tensor?[] Tensors => [Labels, Rgb, Prior, VisibleIndex, VisibleKeyMask, InsertIndex, Directional, DirectionalDistance];
 }
 
 /// <summary>

@@ -136,7 +136,9 @@ internal sealed class LmaeTrainer
                 if (!double.IsFinite(validationLoss.Value))
                     throw new InvalidOperationException($"Validation loss is {validationLoss} at the end of epoch {epoch} (the training loss was {trainLoss}).");
             }
-            ReleaseEpochMemory();
+            // An epoch's garbage and heap fragmentation do not carry into the next (a background collection after every step
+            // was measured as well: 7% slower steps, docs/decisions.md).
+            NativeHeapTuning.ReleaseGarbage();
             double watched = validationLoss ?? trainLoss;
             optimizer.LearningRate = scheduler.Step(watched, optimizer.LearningRate);
 
@@ -149,19 +151,6 @@ internal sealed class LmaeTrainer
             // The time budget ends training between epochs (a resume may continue it).
             if (_options.TrainingTimeLimit is TimeSpan limit && trainingClock.Elapsed >= limit) break;
         }
-    }
-
-    /// <summary>
-    /// Between epochs: a full compacting collection, then the native heap's free pages back to the kernel, so neither the GC
-    /// heap nor libtorch's heap carries an epoch's garbage and fragmentation into the next. A batch's samples are
-    /// large-object-heap arrays (crops, masks, priors, directional planes: about 1 MB per image) that the GC collects only in
-    /// full collections; on a CamVid run it had let them grow to 1.26 GiB of GC heap for a 0.32 GiB data set
-    /// (/proc/PID/smaps). A background full collection after every step was measured too: 7% slower steps (docs/decisions.md).
-    /// </summary>
-    private static void ReleaseEpochMemory()
-    {
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        NativeHeapTuning.ReleaseFreeMemory();
     }
 
     /// <summary>On cancellation, saves where training stands (between two steps, so the state is whole) and throws.</summary>

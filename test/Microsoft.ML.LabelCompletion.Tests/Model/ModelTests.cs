@@ -225,7 +225,7 @@ public sealed class ModelTests
         using var scope = NewDisposeScope();
         using var inputs = WindowBatch.ToInputs([sample, sample], config, CPU);
         int hw = 16 * 24;
-        var labels = inputs.Labels.to(ScalarType.Int64).data<long>().ToArray();
+        var labels = inputs.Labels.data<long>().ToArray();
         var prior = inputs.Prior!.data<long>().ToArray();
         var directional = inputs.Directional!.data<long>().ToArray();
         var distances = inputs.DirectionalDistance!.data<float>().ToArray();
