@@ -136,7 +136,7 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
                 .reshape(b, 4 * _config.NumberOfClasses, logits.shape[2], logits.shape[3]));
             context.Add(inputs.DirectionalDistance);
         }
-        return logits.add(_refinement.forward(logits, cat(context, 1)), TorchScalars.One).MoveToOuterDisposeScope();
+        return logits.add(_refinement.Forward(logits, context), TorchScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>Number of trainable parameters.</summary>

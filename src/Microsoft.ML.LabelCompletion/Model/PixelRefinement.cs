@@ -16,9 +16,20 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// backward computes an input gradient only for the C logit channels that need one, not for the whole 2C+4(+4C+4)-channel
 /// input (the context carries no gradient); at inference the input is laid out channels-last (NHWC), for which oneDNN's
 /// convolutions run about 1.6x faster than NCHW on this CPU (its backward is slower, so training stays NCHW).
+/// The training form pads every convolution's input channels and output filters with zeros to multiples of
+/// <see cref="ChannelBlock"/> (with the default 32 hidden channels and 11 classes: the first layer's 11 logit and 63 context
+/// channels and the output layer's 11 filters): libtorch 2.10's oneDNN convolutions over NCHW tensors read the uninitialised
+/// tail of the last channel block, in the forward pass when the input channels are not a multiple of the block and in the
+/// input gradient when the output channels are not (measured with freed NaN-filled buffers: 59 of 100 forward passes with 63
+/// input channels, and input gradients with 8 or 11 filters, came out different or NaN; with multiples of 16, none). NaN
+/// left in reused memory by an earlier tensor thus made training stop with "loss is NaN" at random steps. Zero channels
+/// with zero weights change no value. The inference form (channels-last) never showed it.
 /// </remarks>
 public sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
 {
+    /// <summary>Channel block of oneDNN's blocked fp32 convolutions (16 floats with AVX-512, 8 with AVX2): see the remarks.</summary>
+    internal const int ChannelBlock = 16;
+
     private static readonly int[] Dilations = [1, 2, 4, 8];
     private readonly Sequential _body;
     private readonly Conv2d _output;
@@ -48,7 +59,13 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
     /// one-hot (C), RGB (3), known mask (1) (and the directional one-hots and distances) → logit correction
     /// <c>[B, C, H, W]</c>. The first convolution reads both, in that channel order.
     /// </summary>
-    public override Tensor forward(Tensor logits, Tensor context)
+    public override Tensor forward(Tensor logits, Tensor context) => Forward(logits, [context]);
+
+    /// <summary>
+    /// As <see cref="forward"/>, with the context given as parts (<c>[B, k, H, W]</c> each, float or bool) in channel order:
+    /// they are concatenated once, together with the zero channels of the training form or the logits of the inference form.
+    /// </summary>
+    internal Tensor Forward(Tensor logits, IReadOnlyList<Tensor> context)
     {
         using var scope = NewDisposeScope();
         // Without autograd nothing keeps an activation for backward: each is freed as soon as the next exists, so completion
@@ -63,7 +80,9 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
             {
                 // Through Autocast (bf16 under LabelCompletionPrecision.BFloat16); same-size padding = dilation.
                 int dilation = Dilations[layer++];
-                next = x is null ? FirstLayer(conv, logits, context) : Autocast.Conv2d(conv, x, dilation, dilation);
+                next = x is null ? FirstLayer(conv, logits, context)
+                    : recording ? Convolve([x], conv.weight!, conv.bias, dilation, dilation)
+                    : Autocast.Conv2d(conv, x, dilation, dilation);
             }
             else
             {
@@ -72,27 +91,56 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
             if (!recording) x?.Dispose();
             x = next;
         }
-        var correction = Autocast.Conv2d(_output, x!, 0, 1);
+        var correction = recording ? Convolve([x!], _output.weight!, _output.bias, 0, 1) : Autocast.Conv2d(_output, x!, 0, 1);
         if (!recording) x!.Dispose();
         return Autocast.ToFloat32(correction).contiguous().MoveToOuterDisposeScope();
     }
 
     /// <summary>The first convolution over the logits and the context (dilation 1): see the remarks for its two forms.</summary>
-    private Tensor FirstLayer(Conv2d conv, Tensor logits, Tensor context)
+    private Tensor FirstLayer(Conv2d conv, Tensor logits, IReadOnlyList<Tensor> context)
     {
         if (is_grad_enabled() && logits.requires_grad)
         {
             var weight = conv.weight!;
-            var fromLogits = Autocast.Conv2d(logits, weight.narrow(1, 0, _classes), conv.bias, 1, 1);
-            using var fromContext = Autocast.Conv2d(context, weight.narrow(1, _classes, weight.shape[1] - _classes), null, 1, 1);
+            var fromLogits = Convolve([logits], weight.narrow(1, 0, _classes), conv.bias, 1, 1);
+            using var fromContext = Convolve(context, weight.narrow(1, _classes, weight.shape[1] - _classes), null, 1, 1);
             // In place (a convolution does not keep its output for backward): one activation-sized buffer less at the peak.
             return fromLogits.add_(fromContext, TorchScalars.One);
         }
         // The concatenation and its channels-last copy are freed right after the convolution has read them.
-        using var features = cat([logits, context], 1);
+        using var features = cat([logits, .. context], 1);
         using var nhwc = features.permute(0, 2, 3, 1);
         using var packed = nhwc.contiguous();
         using var channelsLast = packed.permute(0, 3, 1, 2); // the same [B, C, H, W] tensor with NHWC strides, as oneDNN keeps it
         return Autocast.Conv2d(conv, channelsLast, 1, 1);
     }
+
+    /// <summary>
+    /// A convolution of the training form: the concatenated <paramref name="inputs"/> are padded with zero channels, and
+    /// <paramref name="weight"/> with zero input channels and zero output filters (and <paramref name="bias"/> with zeros), to
+    /// multiples of <see cref="ChannelBlock"/>; the padded outputs are cut off again. See the remarks for why.
+    /// </summary>
+    private static Tensor Convolve(IReadOnlyList<Tensor> inputs, Tensor weight, Tensor? bias, long padding, long dilation)
+    {
+        using var scope = NewDisposeScope();
+        var first = inputs[0];
+        long inputChannels = inputs.Sum(x => x.shape[1]), outputChannels = weight.shape[0];
+        long padIn = BlockPadding(inputChannels), padOut = BlockPadding(outputChannels);
+        var parts = inputs.ToList();
+        if (padIn > 0)
+        {
+            parts.Add(zeros([first.shape[0], padIn, first.shape[2], first.shape[3]], ScalarType.Float32, first.device));
+            weight = cat([weight, zeros([outputChannels, padIn, weight.shape[2], weight.shape[3]], weight.dtype, weight.device)], 1);
+        }
+        if (padOut > 0)
+        {
+            weight = cat([weight, zeros([padOut, weight.shape[1], weight.shape[2], weight.shape[3]], weight.dtype, weight.device)], 0);
+            bias = bias is null ? null : cat([bias, zeros([padOut], bias.dtype, bias.device)], 0);
+        }
+        var output = Autocast.Conv2d(parts.Count == 1 ? parts[0] : cat(parts, 1), weight, bias, padding, dilation);
+        return (padOut > 0 ? output.narrow(1, 0, outputChannels) : output).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Zero channels that round <paramref name="channels"/> up to a multiple of <see cref="ChannelBlock"/>.</summary>
+    private static long BlockPadding(long channels) => (ChannelBlock - channels % ChannelBlock) % ChannelBlock;
 }
