@@ -183,7 +183,8 @@ public sealed class ModelTests
     {
         // With 11 classes and the directional prior, the refinement's first convolution reads 11 logit and 63 context
         // channels. A blocked oneDNN convolution over an NCHW input whose channel count is not a multiple of its block read
-        // the block's uninitialised tail, whatever an earlier tensor had left there; NaN times a zero weight is NaN, so
+        // the block's uninitialised tail (and its input gradient did so when the filters were not), whatever an earlier
+        // tensor had left there; NaN times a zero weight is NaN, so
         // training stopped with "loss is NaN" at a random step (seen after 4 to 400 steps on CamVid and synthetic scenes).
         // Freed NaN-filled buffers make the stale memory NaN on purpose (the heap tuning of training reuses freed buffers):
         // the same batch must give the same finite output every time.
