@@ -26,6 +26,12 @@ public sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tensor
         foreach (var t in Tensors) t?.MoveToOuterDisposeScope();
     }
 
+    /// <summary>Rows <paramref name="start"/> to <paramref name="start"/> + <paramref name="count"/> - 1 of the batch (views).</summary>
+    public LmaeInputs Narrow(long start, long count) => new(
+        Labels.narrow(0, start, count), Rgb.narrow(0, start, count), Prior?.narrow(0, start, count),
+        VisibleIndex.narrow(0, start, count), VisibleKeyMask?.narrow(0, start, count), InsertIndex.narrow(0, start, count), Rows, Columns,
+        Directional?.narrow(0, 4 * start, 4 * count), DirectionalDistance?.narrow(0, start, count));
+
     /// <summary>Disposes every tensor of the batch.</summary>
     public void Dispose()
     {
@@ -138,6 +144,9 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         }
         return logits.add(_refinement.Forward(logits, context), TorchScalars.One).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Whether the network has a <see cref="PixelRefinement"/>.</summary>
+    public bool HasRefinement => _refinement is not null;
 
     /// <summary>Number of trainable parameters.</summary>
     public long ParameterCount() => parameters().Sum(t => t.numel());

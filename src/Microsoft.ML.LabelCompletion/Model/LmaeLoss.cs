@@ -53,14 +53,27 @@ public static class LmaeLoss
     public static Tensor Compute(Tensor logits, Tensor targets, Tensor? classWeights)
     {
         using var scope = NewDisposeScope();
+        return WeightedSum(logits, targets, classWeights).div(Normalizer(targets, classWeights)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The numerator of eq. 12, <c>Σ w_{y_n}·(-log softmax(x_n)_{y_n})</c> over pixels with target ≥ 0.</summary>
+    internal static Tensor WeightedSum(Tensor logits, Tensor targets, Tensor? classWeights)
+    {
+        using var scope = NewDisposeScope();
+        var perPixel = nn.functional.cross_entropy(logits, targets, classWeights, ignore_index: -1, reduction: nn.Reduction.None);
+        return perPixel.sum().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The denominator of eq. 12, <c>Σ w_{y_n}</c> over pixels with target ≥ 0 (at least 1e-12).</summary>
+    internal static Tensor Normalizer(Tensor targets, Tensor? classWeights)
+    {
+        using var scope = NewDisposeScope();
         using var zero = 0L.ToScalar();
         using var tiny = 1e-12.ToScalar();
-        var perPixel = nn.functional.cross_entropy(logits, targets, classWeights, ignore_index: -1, reduction: nn.Reduction.None);
         var counted = targets.ge(zero);
         var pixelWeights = classWeights is null
             ? counted.to(ScalarType.Float32)
             : classWeights.index_select(0, targets.clamp_min(zero).flatten()).reshape(targets.shape) * counted;
-        var loss = perPixel.sum() / pixelWeights.sum().clamp_min(tiny);
-        return loss.MoveToOuterDisposeScope();
+        return pixelWeights.sum().clamp_min(tiny).MoveToOuterDisposeScope();
     }
 }

@@ -287,21 +287,61 @@ internal sealed class LmaeTrainer
         using var autocast = Autocast.Enter(_options.Precision, _device);
         using var inputs = WindowBatch.ToInputs(samples, _config, _device);
         var targets = WindowBatch.Targets(samples, _config, _device);
-        var loss = LmaeLoss.Compute(_model.forward(inputs), targets, classWeights);
-        if (InjectNonFiniteLoss?.Invoke(epoch, step) == true)
-        {
-            using var nan = float.NaN.ToScalar();
-            loss = loss.mul(nan);
-        }
         optimizer.ZeroGrad();
-        loss.backward();
-        float value = loss.item<float>();
+        float value = ForwardBackward(_model, inputs, targets, classWeights, RefinementChunk, InjectNonFiniteLoss?.Invoke(epoch, step) == true);
         if (!float.IsFinite(value))
             throw new InvalidOperationException(
                 $"Training loss is {value} at epoch {epoch}, step {step}; batch: {string.Join(", ", samples.Select(s => s.Source))}. "
                 + "The weights were not updated; the last checkpoint, if any, holds the state before this step.");
         optimizer.Step();
         return value;
+    }
+
+    /// <summary>
+    /// Images per pass of the pixel refinement in a training step (see <see cref="ForwardBackward"/>). Measured with
+    /// <c>lmae bench --only train --threads 2</c> (Small, batch 8): see docs/decisions.md, Speed.
+    /// </summary>
+    internal const int RefinementChunk = 4;
+
+    /// <summary>
+    /// Forward and backward pass of one batch (gradients are added to the parameters' <c>grad</c>); returns the loss, eq. 12
+    /// over the whole batch. The pixel refinement, whose full-resolution activations are most of a step's memory, runs over
+    /// <paramref name="refinementChunk"/> images at a time: the decoder's logits are cut from the graph, each chunk's share of
+    /// the loss (its weighted sum over the whole batch's normaliser) is back-propagated into the refinement and the cut logits,
+    /// whose gradient then flows through the decoder and encoder once. Same loss and gradients as one pass up to the order of
+    /// the sums; each chunk's activations are freed before the next one runs. <paramref name="injectNonFinite"/> multiplies
+    /// the loss by NaN (fault-injection tests).
+    /// </summary>
+    internal static float ForwardBackward(LabelMaskAutoEncoder model, LmaeInputs inputs, Tensor targets, Tensor? classWeights,
+        int refinementChunk, bool injectNonFinite = false)
+    {
+        using var scope = NewDisposeScope();
+        using var nan = float.NaN.ToScalar();
+        var logits = model.ForwardDecoder(model.ForwardEncoder(inputs), inputs);
+        long batch = logits.shape[0];
+        if (!model.HasRefinement || refinementChunk >= batch)
+        {
+            var loss = LmaeLoss.Compute(model.Refine(logits, inputs), targets, classWeights);
+            if (injectNonFinite) loss = loss.mul(nan);
+            loss.backward();
+            return loss.item<float>();
+        }
+        var normalizer = LmaeLoss.Normalizer(targets, classWeights);
+        var cut = logits.detach().requires_grad_(true);
+        double total = 0;
+        for (long start = 0; start < batch; start += refinementChunk)
+        {
+            using var chunkScope = NewDisposeScope();
+            long count = Math.Min(refinementChunk, batch - start);
+            var refined = model.Refine(cut.narrow(0, start, count), inputs.Narrow(start, count));
+            var part = LmaeLoss.WeightedSum(refined, targets.narrow(0, start, count), classWeights).div(normalizer);
+            if (injectNonFinite) part = part.mul(nan);
+            part.backward();
+            total += part.item<float>();
+        }
+        // d(loss)/d(logits) is the cut logits' gradient: one backward through decoder and encoder.
+        logits.mul(cut.grad!).sum().backward();
+        return (float)total;
     }
 
     private Task<List<WindowSample>> PrepareAsync(IReadOnlyList<SegmentationExample> train, int[] batch, int epoch, int step)

@@ -117,6 +117,46 @@ public sealed class TrainingTests
     }
 
     [TestMethod]
+    [DataRow(1)]
+    [DataRow(3)]
+    public void RefinementInChunksGivesTheWholeBatchLossAndGradients(int chunk)
+    {
+        // A training step runs the pixel refinement over a few images at a time (memory) and back-propagates the decoder once:
+        // the loss and every parameter's gradient must be those of one pass over the whole batch.
+        manual_seed(2);
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions(11)) with { RefinementChannels = 16, DirectionalPrior = true };
+        using var model = new LabelMaskAutoEncoder(config);
+        using (no_grad())
+            foreach (var parameter in model.parameters()) parameter.add_(randn_like(parameter).mul_(0.05));
+        model.train();
+        var random = new Random(4);
+        var samples = Enumerable.Range(0, 5).Select(_ => ModelTests.RandomSample(32, 32, config, random, 0.5)).ToList();
+        using var weights = rand(11).add_(0.5);
+        var parameters = model.parameters().ToList();
+
+        (float Loss, List<Tensor> Gradients) Run(int refinementChunk)
+        {
+            foreach (var parameter in parameters) parameter.grad?.zero_();
+            using var scope = NewDisposeScope();
+            using var inputs = WindowBatch.ToInputs(samples, config, CPU);
+            var targets = WindowBatch.Targets(samples, config, CPU);
+            float loss = LmaeTrainer.ForwardBackward(model, inputs, targets, weights, refinementChunk);
+            return (loss, parameters.Select(p => p.grad!.clone().DetachFromDisposeScope()).ToList());
+        }
+
+        var (wholeLoss, whole) = Run(samples.Count);
+        var (chunkedLoss, chunked) = Run(chunk);
+        Assert.AreEqual(wholeLoss, chunkedLoss, 1e-5 * Math.Abs(wholeLoss), "loss");
+        for (int i = 0; i < whole.Count; i++)
+        {
+            double scale = Math.Max(1e-6, whole[i].abs().max().item<float>());
+            Assert.IsTrue(chunked[i].allclose(whole[i], rtol: 1e-4, atol: 1e-5 * scale),
+                $"gradient {i} {string.Join("x", whole[i].shape)}: max difference {(chunked[i] - whole[i]).abs().max().item<float>()} of {scale}");
+        }
+        foreach (var t in whole.Concat(chunked)) t.Dispose();
+    }
+
+    [TestMethod]
     public void TrainingAndCompletionSurviveConstantGarbageCollection()
     {
         // TorchSharp 0.107 frees implicitly converted Scalars (also the hidden alpha = 1 of Tensor + Tensor) from the
