@@ -288,7 +288,8 @@ internal sealed class LmaeTrainer
         using var inputs = WindowBatch.ToInputs(samples, _config, _device);
         var targets = WindowBatch.Targets(samples, _config, _device);
         optimizer.ZeroGrad();
-        float value = ForwardBackward(_model, inputs, targets, classWeights, RefinementChunk, InjectNonFiniteLoss?.Invoke(epoch, step) == true);
+        float value = ForwardBackward(_model, inputs, targets, classWeights, RefinementChunk(samples[0].Height, samples[0].Width),
+            InjectNonFiniteLoss?.Invoke(epoch, step) == true);
         if (!float.IsFinite(value))
             throw new InvalidOperationException(
                 $"Training loss is {value} at epoch {epoch}, step {step}; batch: {string.Join(", ", samples.Select(s => s.Source))}. "
@@ -298,10 +299,14 @@ internal sealed class LmaeTrainer
     }
 
     /// <summary>
-    /// Images per pass of the pixel refinement in a training step (see <see cref="ForwardBackward"/>). Measured with
-    /// <c>lmae bench --only train --threads 2</c> (Small, batch 8): see docs/decisions.md, Speed.
+    /// Pixels per pass of the pixel refinement in a training step (see <see cref="ForwardBackward"/>): 4 crops of 224x224.
+    /// Measured with <c>lmae bench --only train --threads 2</c> (Small, batch 8): see docs/decisions.md, Speed. Small crops
+    /// (the QuickStart's 96x96) run the whole batch in one pass.
     /// </summary>
-    internal const int RefinementChunk = 4;
+    internal const int RefinementPixelsPerPass = 4 * 224 * 224;
+
+    /// <summary>Images per refinement pass for crops of <paramref name="height"/> x <paramref name="width"/>.</summary>
+    internal static int RefinementChunk(int height, int width) => Math.Max(1, RefinementPixelsPerPass / Math.Max(1, height * width));
 
     /// <summary>
     /// Forward and backward pass of one batch (gradients are added to the parameters' <c>grad</c>); returns the loss, eq. 12
