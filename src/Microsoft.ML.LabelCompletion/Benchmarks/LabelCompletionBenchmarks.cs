@@ -179,8 +179,10 @@ public static class LabelCompletionBenchmarks
 
     /// <summary>
     /// Where a training step's time goes (median ms per batch of <paramref name="repeats"/> after warm-up): data preparation
-    /// (augmentation, masking, priors) on one thread, tensor building, encoder forward, decoder forward (with the head and
-    /// the prior residual), pixel refinement forward, loss, backward, optimizer update.
+    /// (augmentation, masking, priors) on one thread, tensor building, then the training step's own
+    /// <see cref="LmaeTrainer.ForwardBackward"/>: encoder forward, decoder forward (with the head and the prior residual), pixel
+    /// refinement forward, loss, the refinement's backward (when it runs in chunks of <c>refinement_chunk</c> images), the
+    /// backward through decoder and encoder (the whole backward without chunks), then the optimizer update.
     /// </summary>
     public static BenchmarkRecord Profile(LabelCompletionModelSize size, int batch, int threads, int repeats = 8, int seed = 0,
         LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
@@ -196,12 +198,15 @@ public static class LabelCompletionBenchmarks
         var augmentation = new Data.SegmentationAugmentationOptions { CropWidth = config.TrainingSize, CropHeight = config.TrainingSize };
         int l = (config.TrainingSize / config.PatchSize) * (config.TrainingSize / config.PatchSize);
         var parts = new Dictionary<string, List<double>>();
+        void Record(string part, double milliseconds)
+            => (parts.TryGetValue(part, out var list) ? list : parts[part] = new List<double>()).Add(milliseconds);
         void Time(string part, Action action)
         {
             var sw = Stopwatch.StartNew();
             action();
-            (parts.TryGetValue(part, out var list) ? list : parts[part] = new List<double>()).Add(sw.Elapsed.TotalMilliseconds);
+            Record(part, sw.Elapsed.TotalMilliseconds);
         }
+        int chunk = LmaeTrainer.RefinementChunk(config.TrainingSize, config.TrainingSize);
         model.train();
         for (int r = 0; r < repeats + 2; r++)
         {
@@ -215,19 +220,19 @@ public static class LabelCompletionBenchmarks
                 return WindowBatch.FromCrop(image, label, MaskSelector.RandomForTraining(l, 0.5, random), config, LossRegion.MaskedPatches, e.Source);
             }).ToList());
             LmaeInputs inputs = null!;
-            Tensor targets = null!, latent = null!, logits = null!, loss = null!;
+            Tensor targets = null!;
             Time("tensors_ms", () => { inputs = WindowBatch.ToInputs(samples, config, CPU); targets = WindowBatch.Targets(samples, config, CPU); });
-            Time("encoder_ms", () => latent = model.ForwardEncoder(inputs));
-            Time("decoder_ms", () => logits = model.ForwardDecoder(latent, inputs));
-            Time("refinement_ms", () => logits = model.Refine(logits, inputs));
-            Time("loss_ms", () => loss = LmaeLoss.Compute(logits, targets, null));
-            Time("backward_ms", () => { optimizer.ZeroGrad(); loss.backward(); });
+            optimizer.ZeroGrad();
+            var step = new StepTimings();
+            LmaeTrainer.ForwardBackward(model, inputs, targets, null, chunk, timings: step);
+            foreach (var (part, milliseconds) in step.Milliseconds) Record(part, milliseconds);
             Time("update_ms", optimizer.Step);
             inputs.Dispose();
             if (r < 2) foreach (var list in parts.Values) list.RemoveAt(list.Count - 1);
         }
         var record = new BenchmarkRecord("profile").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
-            .Add("refinement_channels", config.RefinementChannels).Add("directional_prior", config.DirectionalPrior);
+            .Add("refinement_channels", config.RefinementChannels).Add("directional_prior", config.DirectionalPrior)
+            .Add("refinement_chunk", Math.Min(chunk, batch));
         foreach (var (part, times) in parts) record.Add(part, Median(times));
         return record;
     }

@@ -315,37 +315,51 @@ internal sealed class LmaeTrainer
     /// the loss (its weighted sum over the whole batch's normaliser) is back-propagated into the refinement and the cut logits,
     /// whose gradient then flows through the decoder and encoder once. Same loss and gradients as one pass up to the order of
     /// the sums; each chunk's activations are freed before the next one runs. <paramref name="injectNonFinite"/> multiplies
-    /// the loss by NaN (fault-injection tests).
+    /// the loss by NaN (fault-injection tests); <paramref name="timings"/>, when given, receives where the time went
+    /// (<c>lmae bench --only profile</c> times this very method).
     /// </summary>
     internal static float ForwardBackward(LabelMaskAutoEncoder model, LmaeInputs inputs, Tensor targets, Tensor? classWeights,
-        int refinementChunk, bool injectNonFinite = false)
+        int refinementChunk, bool injectNonFinite = false, StepTimings? timings = null)
     {
         using var scope = NewDisposeScope();
         using var nan = float.NaN.ToScalar();
-        var logits = model.ForwardDecoder(model.ForwardEncoder(inputs), inputs);
+        timings?.Restart();
+        var latent = model.ForwardEncoder(inputs);
+        timings?.Lap("encoder_ms");
+        var logits = model.ForwardDecoder(latent, inputs);
+        timings?.Lap("decoder_ms");
         long batch = logits.shape[0];
         if (!model.HasRefinement || refinementChunk >= batch)
         {
-            var loss = LmaeLoss.Compute(model.Refine(logits, inputs), targets, classWeights);
+            var refined = model.Refine(logits, inputs);
+            timings?.Lap("refinement_ms");
+            var loss = LmaeLoss.Compute(refined, targets, classWeights);
             if (injectNonFinite) loss = loss.mul(nan);
+            timings?.Lap("loss_ms");
             loss.backward();
+            timings?.Lap("backward_ms");
             return loss.item<float>();
         }
         var normalizer = LmaeLoss.Normalizer(targets, classWeights);
         var cut = logits.detach().requires_grad_(true);
+        timings?.Lap("loss_ms");
         double total = 0;
         for (long start = 0; start < batch; start += refinementChunk)
         {
             using var chunkScope = NewDisposeScope();
             long count = Math.Min(refinementChunk, batch - start);
             var refined = model.Refine(cut.narrow(0, start, count), inputs.Narrow(start, count));
+            timings?.Lap("refinement_ms");
             var part = LmaeLoss.WeightedSum(refined, targets.narrow(0, start, count), classWeights).div(normalizer);
             if (injectNonFinite) part = part.mul(nan);
+            timings?.Lap("loss_ms");
             part.backward();
+            timings?.Lap("refinement_backward_ms");
             total += part.item<float>();
         }
         // d(loss)/d(logits) is the cut logits' gradient: one backward through decoder and encoder.
         logits.mul(cut.grad!).sum().backward();
+        timings?.Lap("backward_ms");
         return (float)total;
     }
 

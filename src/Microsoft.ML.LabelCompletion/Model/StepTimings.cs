@@ -1,0 +1,22 @@
+using System.Diagnostics;
+
+namespace Microsoft.ML.LabelCompletion.Model;
+
+/// <summary>Milliseconds per part of one training step, added up lap by lap (the profile benchmark's view of a step).</summary>
+internal sealed class StepTimings
+{
+    private readonly Stopwatch _clock = new();
+
+    /// <summary>Milliseconds per part name, in the order the parts first ran.</summary>
+    public Dictionary<string, double> Milliseconds { get; } = new();
+
+    /// <summary>Starts the next lap now.</summary>
+    public void Restart() => _clock.Restart();
+
+    /// <summary>Adds the time since the previous lap (or <see cref="Restart"/>) to <paramref name="part"/>; starts the next lap.</summary>
+    public void Lap(string part)
+    {
+        Milliseconds[part] = Milliseconds.GetValueOrDefault(part) + _clock.Elapsed.TotalMilliseconds;
+        _clock.Restart();
+    }
+}
