@@ -55,6 +55,26 @@ internal static class NativeHeapTuning
         if (Active) malloc_trim(0);
     }
 
+    /// <summary>Managed bytes a training run may allocate between two <see cref="CollectStepGarbage"/> collections.</summary>
+    internal const long StepGarbageBudget = 64L << 20;
+
+    private static long _allocatedAtCollection;
+
+    /// <summary>
+    /// A blocking, non-compacting full collection once <see cref="StepGarbageBudget"/> managed bytes have been allocated since
+    /// the previous one (called after each training step; cheap otherwise). A step's samples are large-object-heap arrays that
+    /// only a full collection frees, and with the decoded data set alive the GC's own full collections came rarely: on CamVid
+    /// the GC heap climbed from about 400 to 600 MiB within every epoch. Returns whether it collected.
+    /// </summary>
+    public static bool CollectStepGarbage()
+    {
+        long allocated = GC.GetTotalAllocatedBytes();
+        if (allocated - Interlocked.Read(ref _allocatedAtCollection) < StepGarbageBudget) return false;
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
+        Interlocked.Exchange(ref _allocatedAtCollection, GC.GetTotalAllocatedBytes());
+        return true;
+    }
+
     [DllImport("libc", EntryPoint = "malloc_trim")]
     private static extern int malloc_trim(nuint pad);
 

@@ -106,6 +106,7 @@ internal sealed class LmaeTrainer
                 long stepStart = Stopwatch.GetTimestamp();
                 float loss = Step(optimizer, samples, classWeights, epoch, at.Step + 1);
                 StepSeconds += Stopwatch.GetElapsedTime(stepStart).TotalSeconds;
+                NativeHeapTuning.CollectStepGarbage();
                 at.LossSum += loss * samples.Count;
                 at.Images += samples.Count;
                 at.Step++;
