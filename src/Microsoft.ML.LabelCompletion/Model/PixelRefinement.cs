@@ -107,10 +107,9 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
             // In place (a convolution does not keep its output for backward): one activation-sized buffer less at the peak.
             return fromLogits.add_(fromContext, TorchScalars.One);
         }
-        // The concatenation and its channels-last copy are freed right after the convolution has read them.
-        using var features = cat([logits, .. context], 1);
-        using var nhwc = features.permute(0, 2, 3, 1);
-        using var packed = nhwc.contiguous();
+        // Concatenated straight into channels-last order (one copy of the input, not a concatenation and then its NHWC copy);
+        // freed right after the convolution has read it.
+        using var packed = cat([.. new[] { logits }.Concat(context).Select(part => part.permute(0, 2, 3, 1))], 3);
         using var channelsLast = packed.permute(0, 3, 1, 2); // the same [B, C, H, W] tensor with NHWC strides, as oneDNN keeps it
         return Autocast.Conv2d(conv, channelsLast, 1, 1);
     }
