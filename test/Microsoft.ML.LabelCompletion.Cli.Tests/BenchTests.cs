@@ -46,6 +46,21 @@ public sealed class BenchTests
         Assert.IsTrue(parts > 0.8 * total && parts < 1.2 * total, $"parts {parts} ms vs {total} ms per image: {result.Output}");
     }
 
+    [TestMethod]
+    public void Infer_RunsBatchOneAndTheGivenBatch()
+    {
+        // The protocol: completion at batch 1 and at the training batch, one line each, same image size.
+        var (one, two) = TwoLines("--only", "infer", "--config", "Tiny", "--batch", "2", "--threads", "1");
+        Assert.AreEqual(1, one.GetProperty("batch").GetInt32());
+        Assert.AreEqual(2, two.GetProperty("batch").GetInt32());
+        foreach (var line in new[] { one, two })
+        {
+            Assert.AreEqual("infer", line.GetProperty("bench").GetString());
+            Assert.AreEqual("480x360", line.GetProperty("image").GetString());
+            Assert.IsTrue(line.GetProperty("ms_per_image").GetDouble() > 0);
+        }
+    }
+
     /// <summary>Runs <c>lmae bench</c> with <paramref name="args"/>; it must succeed and print exactly two JSON lines.</summary>
     private static (JsonElement First, JsonElement Second) TwoLines(params string[] args)
     {

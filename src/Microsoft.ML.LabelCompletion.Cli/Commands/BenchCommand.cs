@@ -19,7 +19,7 @@ internal static class BenchCommand
         var only = new Option<string>("--only")
         {
             Description = "Comma-separated benchmarks: matmul (FP32 matmul ceiling), model (parameters, GFLOP), train (training step), "
-                + "infer (completion of 480x360 images), pipeline (PNG loading into fused arrays), paper (training step of the Paper config), "
+                + "infer (completion of 480x360 images at batch 1 and at --batch), pipeline (PNG loading into fused arrays), paper (training step of the Paper config), "
                 + "profile (where a training step's time goes), ratios (training step at mask ratios 0.25, 0.5, 0.75). "
                 + "Default matmul,model,train,infer,pipeline.",
             DefaultValueFactory = _ => "matmul,model,train,infer,pipeline",
@@ -27,7 +27,7 @@ internal static class BenchCommand
         var threads = new Option<int?>("--threads") { Description = "Threads for TorchSharp and the loader. Default: all cores.", HelpName = "N" };
         var config = new Option<string>("--config") { Description = "Size preset of model, train and infer: Tiny, Small, Paper. Default Small.", DefaultValueFactory = _ => "Small" };
         config.AcceptOnlyFromAmong("Tiny", "Small", "Paper", "tiny", "small", "paper");
-        var batch = new Option<int>("--batch") { Description = "Batch of train and infer (paper uses 2). Default 8.", DefaultValueFactory = _ => 8 };
+        var batch = new Option<int>("--batch") { Description = "Batch of train, profile and ratios, and the second batch of infer (which always runs batch 1 as well). Default 8.", DefaultValueFactory = _ => 8 };
         var repeats = new Option<int>("--repeats") { Description = "Timed repeats of matmul (median reported); timed steps of train. Default 10.", DefaultValueFactory = _ => 10 };
         var data = new Option<string?>("--data") { Description = "pipeline: data folder to read (default: a synthetic PNG set in a temporary folder).", HelpName = "DIR" };
         var format = new Option<string?>("--format") { Description = "pipeline: layout of --data (camvid, voc, cityscapes, pairs)." };
@@ -80,8 +80,10 @@ internal static class BenchCommand
                         record = LabelCompletionBenchmarks.Train(size, batchSize, 0.5, threadCount, steps: repeatCount, seed: seedValue, precision: mode);
                         break;
                     case "infer":
-                        record = LabelCompletionBenchmarks.Infer(size, batchSize, threadCount, seed: seedValue, precision: mode);
-                        break;
+                        // Batch 1 (one image at a time, as an interactive user completes) and the batch given (8 by default).
+                        foreach (int inferBatch in new[] { 1, batchSize }.Distinct())
+                            console.Out.WriteLine(LabelCompletionBenchmarks.Infer(size, inferBatch, threadCount, seed: seedValue, precision: mode).ToJsonLine());
+                        continue;
                     case "paper":
                         record = LabelCompletionBenchmarks.Train(LabelCompletionModelSize.Paper, 2, 0.5, threadCount, steps: 3, warmup: 2, seed: seedValue, name: "paper", precision: mode);
                         break;
