@@ -8,7 +8,7 @@ internal sealed class StepTimings
     private readonly Stopwatch _clock = new();
 
     /// <summary>Milliseconds per part name, in the order the parts first ran.</summary>
-    public Dictionary<string, double> Milliseconds { get; } = new();
+    public OrderedDictionary<string, double> Milliseconds { get; } = new();
 
     /// <summary>Starts the next lap now.</summary>
     public void Restart() => _clock.Restart();
