@@ -246,11 +246,7 @@ public sealed class ModelTests
         foreach (var parameter in refinement.parameters()) parameter.grad?.zero_();
         var reference = logitValues.clone().requires_grad_(true);
         var x = cat([reference, context], 1);
-        var named = refinement.named_modules().Where(m => m.module is TorchSharp.Modules.Conv2d).ToList();
-        var layers = named.Where(m => m.name.StartsWith("_body.", StringComparison.Ordinal))
-            .OrderBy(m => int.Parse(m.name["_body.".Length..], System.Globalization.CultureInfo.InvariantCulture))
-            .Concat(named.Where(m => m.name == "_output")).Select(m => (TorchSharp.Modules.Conv2d)m.module).ToList();
-        Assert.AreEqual(5, layers.Count, string.Join(", ", named.Select(m => m.name)));
+        var layers = RefinementLayers(refinement);
         int[] dilations = [1, 2, 4, 8];
         for (int i = 0; i < 4; i++)
             x = nn.functional.gelu(nn.functional.conv2d(x, layers[i].weight!, layers[i].bias, padding: [dilations[i], dilations[i]], dilation: [dilations[i], dilations[i]]));
@@ -291,10 +287,7 @@ public sealed class ModelTests
         using (training ? null : no_grad()) actual = refinement.forward(logits, context);
         if (training) actual.square().sum().backward();
 
-        var named = refinement.named_modules().Where(m => m.module is TorchSharp.Modules.Conv2d).ToList();
-        var layers = named.Where(m => m.name.StartsWith("_body.", StringComparison.Ordinal))
-            .OrderBy(m => int.Parse(m.name["_body.".Length..], System.Globalization.CultureInfo.InvariantCulture))
-            .Concat(named.Where(m => m.name == "_output")).Select(m => (TorchSharp.Modules.Conv2d)m.module).ToList();
+        var layers = RefinementLayers(refinement);
         var weights = layers.Select(l => l.weight!.detach().to(ScalarType.Float64).requires_grad_(true)).ToList();
         var biases = layers.Select(l => l.bias!.detach().to(ScalarType.Float64)).ToList();
         var referenceLogits = logitValues.to(ScalarType.Float64).requires_grad_(true);
@@ -318,6 +311,17 @@ public sealed class ModelTests
             double largest = reference.abs().max().item<double>();
             Assert.IsTrue(difference <= 1e-4 * Math.Max(1, largest), $"{what}: max difference {difference} from float64 (largest value {largest})");
         }
+    }
+
+    /// <summary>The refinement's convolutions in the order they run: the four dilated layers, then the 1x1 output.</summary>
+    private static List<TorchSharp.Modules.Conv2d> RefinementLayers(PixelRefinement refinement)
+    {
+        var named = refinement.named_modules().Where(m => m.module is TorchSharp.Modules.Conv2d).ToList();
+        var layers = named.Where(m => m.name.StartsWith("_body.", StringComparison.Ordinal))
+            .OrderBy(m => int.Parse(m.name["_body.".Length..], System.Globalization.CultureInfo.InvariantCulture))
+            .Concat(named.Where(m => m.name == "_output")).Select(m => (TorchSharp.Modules.Conv2d)m.module).ToList();
+        Assert.AreEqual(5, layers.Count, string.Join(", ", named.Select(m => m.name)));
+        return layers;
     }
 
     [TestMethod]
