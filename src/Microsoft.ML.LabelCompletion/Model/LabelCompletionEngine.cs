@@ -144,31 +144,52 @@ internal sealed class LabelCompletionEngine : IDisposable
         byte unknown = Config.UnknownLabel;
 
         long started = Stopwatch.GetTimestamp();
-        // 1. Pad every image to the patch grid, hide masked patches, compute the prior, cut windows.
-        var images = new PaddedImage[batch.Count];
-        var windows = new List<(int Image, int X, int Y, WindowSample Sample)>();
+        // 1. Pad every image to the patch grid, hide masked patches, compute the prior, cut windows. Checked first, in order
+        //    (the first bad row is the one named); then the images in parallel, and within an image its two priors side by
+        //    side (measured with lmae bench --only infer: docs/decisions.md, Speed). Windows keep the images' order.
         for (int i = 0; i < batch.Count; i++)
         {
-            var example = batch[i];
-            ValidateExample(example, Config);
-            var (rows, columns) = MaskSelector.Grid(example.Image.Width, example.Image.Height, p);
+            ValidateExample(batch[i], Config);
+            var (rows, columns) = MaskSelector.Grid(batch[i].Image.Width, batch[i].Image.Height, p);
             if (patchMasks[i].Length != rows * columns)
-                throw new ArgumentException($"{example.Source}: the patch mask has {patchMasks[i].Length} entries, the {columns}x{rows} patch grid needs {rows * columns}.");
+                throw new ArgumentException($"{batch[i].Source}: the patch mask has {patchMasks[i].Length} entries, the {columns}x{rows} patch grid needs {rows * columns}.");
+        }
+        var images = new PaddedImage[batch.Count];
+        var imageWindows = new List<(int Image, int X, int Y, WindowSample Sample)>[batch.Count];
+        // As many threads as libtorch's (NumberOfThreads when set): the network runs only after this.
+        var parallel = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Math.Max(1, get_num_threads()) };
+        try
+        {
+            Parallel.For(0, batch.Count, parallel, PrepareImage);
+        }
+        catch (AggregateException e)
+        {
+            // The caller sees what went wrong, as from a sequential loop, not a wrapper.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions[0]).Throw();
+        }
+        var windows = imageWindows.SelectMany(w => w).ToList();
+
+        void PrepareImage(int i)
+        {
+            var example = batch[i];
+            var (rows, columns) = MaskSelector.Grid(example.Image.Width, example.Image.Height, p);
             int pw = columns * p, ph = rows * p;
             var (image, label) = WindowBatch.Crop(example.Image, example.Label, 0, 0, pw, ph, unknown);
             var input = MaskSelector.Apply(label, patchMasks[i], p, unknown);
             var priorSource = replaceKnownInMaskedPatches ? input : label;
-            byte[]? prior = Config.LabelPrior == LabelPriorMode.None ? null
-                : Evaluation.NearestKnownFill.Fill(priorSource, unknown).Values;
-            byte[]? directional = Config.DirectionalPrior ? DirectionalFill.Compute(priorSource.Values, pw, ph, unknown) : null;
+            byte[]? prior = null, directional = null;
+            Parallel.Invoke(parallel,
+                () => prior = Config.LabelPrior == LabelPriorMode.None ? null : Evaluation.NearestKnownFill.Fill(priorSource, unknown).Values,
+                () => directional = Config.DirectionalPrior ? DirectionalFill.Compute(priorSource.Values, pw, ph, unknown) : null);
             images[i] = new PaddedImage(pw, ph, new float[pw * ph], Config.RefinementChannels > 0
                 ? CutWindow(image, input, prior, directional, patchMasks[i], columns, 0, 0, pw, ph, example.Source)
                 : null);
             int ww = Math.Min(t, pw), wh = Math.Min(t, ph);
+            var cut = imageWindows[i] = new List<(int, int, int, WindowSample)>();
             foreach (int y in WindowBatch.WindowStarts(ph, wh, Config.WindowOverlap, p))
                 foreach (int x in WindowBatch.WindowStarts(pw, ww, Config.WindowOverlap, p))
                 {
-                    windows.Add((i, x, y, CutWindow(image, input, prior, directional, patchMasks[i], columns, x, y, ww, wh, example.Source)));
+                    cut.Add((i, x, y, CutWindow(image, input, prior, directional, patchMasks[i], columns, x, y, ww, wh, example.Source)));
                     for (int yy = y; yy < y + wh; yy++)
                         for (int xx = x; xx < x + ww; xx++) images[i].Counts[yy * pw + xx] += 1;
                 }
