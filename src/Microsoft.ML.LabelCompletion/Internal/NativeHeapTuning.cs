@@ -13,7 +13,8 @@ namespace Microsoft.ML.LabelCompletion.Internal;
 /// reused by another and the heap's high-water mark kept creeping up (measured over 30 Small training steps at batch 8 on
 /// the 2-core AMD EPYC VM, steps 3 → 30: 1722 → 1860 MiB with glibc's default arenas, 1743 → 1835 MiB with one).
 /// <see cref="ReleaseGarbage"/> hands the GC's garbage and the free native heap back to the kernel after the data set is
-/// decoded and between epochs, so neither heap's fragmentation carries from one epoch into the next.
+/// decoded and between epochs, so neither heap's fragmentation carries from one epoch into the next;
+/// <see cref="CollectStepGarbage"/> frees the steps' large-object arrays within an epoch.
 /// </summary>
 internal static class NativeHeapTuning
 {
