@@ -155,7 +155,6 @@ internal sealed class LabelCompletionEngine : IDisposable
                 throw new ArgumentException($"{batch[i].Source}: the patch mask has {patchMasks[i].Length} entries, the {columns}x{rows} patch grid needs {rows * columns}.");
         }
         var images = new PaddedImage[batch.Count];
-        var imageWindows = new List<(int Image, int X, int Y, WindowSample Sample)>[batch.Count];
         // As many threads as libtorch's (NumberOfThreads when set): the network runs only after this.
         var parallel = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Math.Max(1, get_num_threads()) };
         try
@@ -167,7 +166,6 @@ internal sealed class LabelCompletionEngine : IDisposable
             // The caller sees what went wrong, as from a sequential loop, not a wrapper.
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions[0]).Throw();
         }
-        var windows = imageWindows.SelectMany(w => w).ToList();
 
         void PrepareImage(int i)
         {
@@ -181,81 +179,76 @@ internal sealed class LabelCompletionEngine : IDisposable
             Parallel.Invoke(parallel,
                 () => prior = Config.LabelPrior == LabelPriorMode.None ? null : Evaluation.NearestKnownFill.Fill(priorSource, unknown).Values,
                 () => directional = Config.DirectionalPrior ? DirectionalFill.Compute(priorSource.Values, pw, ph, unknown) : null);
-            images[i] = new PaddedImage(pw, ph, new float[pw * ph], Config.RefinementChannels > 0
-                ? CutWindow(image, input, prior, directional, patchMasks[i], columns, 0, 0, pw, ph, example.Source)
-                : null);
+            var whole = new WindowSample
+            {
+                Width = pw, Height = ph, Rgb = image.Pixels, InputLabel = input.Values, PatchMask = patchMasks[i],
+                Prior = prior, Directional = directional, Source = example.Source,
+            };
             int ww = Math.Min(t, pw), wh = Math.Min(t, ph);
-            var cut = imageWindows[i] = new List<(int, int, int, WindowSample)>();
+            var windows = new List<(int X, int Y, int Width, int Height, bool[] PatchMask)>();
             foreach (int y in WindowBatch.WindowStarts(ph, wh, Config.WindowOverlap, p))
                 foreach (int x in WindowBatch.WindowStarts(pw, ww, Config.WindowOverlap, p))
-                {
-                    cut.Add((i, x, y, CutWindow(image, input, prior, directional, patchMasks[i], columns, x, y, ww, wh, example.Source)));
-                    for (int yy = y; yy < y + wh; yy++)
-                        for (int xx = x; xx < x + ww; xx++) images[i].Counts[yy * pw + xx] += 1;
-                }
+                    windows.Add((x, y, ww, wh, WindowMask(patchMasks[i], columns, x / p, y / p, ww / p, wh / p)));
+            images[i] = new PaddedImage(whole, windows);
         }
 
         timings?.Add(ref timings.PrepareSeconds, ref started);
+        var results = new CompletionResult[batch.Count];
         using (NewDisposeScope())
         using (no_grad())
         using (Autocast.Enter(precision, Device))
         {
             _model.eval();
-            // 2. Run windows of equal size together through encoder and decoder; sum the decoder logits per image (in libtorch:
-            //    the window logits never become managed arrays).
-            var sums = images.Select(im => zeros(c, im.Height, im.Width, device: Device)).ToArray();
-            foreach (var group in windows.GroupBy(w => (w.Sample.Width, w.Sample.Height)))
+            // 2. Each image's bytes become tensors once; windows are views of them. Windows of equal size run together through
+            //    encoder and decoder; the decoder logits are summed per image, and how many windows covered each pixel counted
+            //    (in libtorch: the window logits never become managed arrays).
+            var tensors = images.Select(im => new ImageTensors(im.Whole)).ToArray();
+            var sums = images.Select(im => zeros(c, im.Whole.Height, im.Whole.Width, device: Device)).ToArray();
+            var counts = images.Select(im => zeros(1, 1, im.Whole.Height, im.Whole.Width, device: Device)).ToArray();
+            var windows = images.SelectMany((im, i) => im.Windows.Select(w => (Image: i, Cut: new WindowCut(tensors[i], w.X, w.Y, w.Width, w.Height, w.PatchMask))));
+            timings?.Add(ref timings.TensorSeconds, ref started);
+            foreach (var group in windows.GroupBy(w => (w.Cut.Width, w.Cut.Height)))
                 foreach (var chunk in group.Chunk(Math.Max(1, windowsPerForward)))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     using var scope = NewDisposeScope();
-                    using var inputs = WindowBatch.ToInputs(chunk.Select(w => w.Sample).ToList(), Config, Device);
+                    using var inputs = WindowBatch.ToInputs(chunk.Select(w => w.Cut).ToList(), Config, Device, forRefinement: false);
                     timings?.Add(ref timings.TensorSeconds, ref started);
                     var logits = _model.ForwardDecoder(_model.ForwardEncoder(inputs), inputs);
                     timings?.Add(ref timings.NetworkSeconds, ref started);
                     for (int k = 0; k < chunk.Length; k++)
                     {
-                        var (image, x, y, sample) = chunk[k];
-                        sums[image].narrow(1, y, sample.Height).narrow(2, x, sample.Width).add_(logits[k]);
+                        var (image, cut) = chunk[k];
+                        sums[image].narrow(1, cut.Y, cut.Height).narrow(2, cut.X, cut.Width).add_(logits[k]);
+                        counts[image].narrow(2, cut.Y, cut.Height).narrow(3, cut.X, cut.Width).add_(TorchScalars.One);
                     }
                     timings?.Add(ref timings.AccumulateSeconds, ref started);
                 }
 
-            // 3. Per image: the mean decoder logits, the pixel refinement (if any) over the whole image, softmax; its max and argmax.
+            // 3. Per image: the mean decoder logits, the pixel refinement (if any) over the whole image, softmax; its max and
+            //    argmax; then the per-pixel decision, read straight from those two tensors.
             for (int i = 0; i < images.Length; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
-                var padded = images[i];
-                using var counts = tensor(padded.Counts, [1, 1, padded.Height, padded.Width], ScalarType.Float32, Device);
-                var logits = sums[i].unsqueeze(0).div(counts);
-                if (padded.Whole is not null)
+                var whole = images[i].Whole;
+                var logits = sums[i].unsqueeze(0).div(counts[i]);
+                if (_model.HasRefinement)
                 {
-                    using var whole = WindowBatch.ToInputs([padded.Whole], Config, Device);
-                    logits = _model.Refine(logits, whole);
+                    using var inputs = WindowBatch.ToInputs([new WindowCut(tensors[i], 0, 0, whole.Width, whole.Height, whole.PatchMask)], Config, Device, forRefinement: true);
+                    logits = _model.Refine(logits, inputs);
                 }
                 var (probability, best) = nn.functional.softmax(logits, 1).max(1);
-                padded.Probability = new float[padded.Width * padded.Height];
-                padded.Best = new byte[padded.Width * padded.Height];
-                CopyOut(probability, padded.Probability);
-                CopyOut(best.to(ScalarType.Byte), padded.Best);
+                using var probabilities = probability.to(CPU).contiguous();
+                using var classes = best.to(ScalarType.Byte).to(CPU).contiguous();
                 timings?.Add(ref timings.RefinementSeconds, ref started);
+                // 4. Decide per pixel.
+                results[i] = Decide(batch[i], whole.Width, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes),
+                    classes.bytes, patchMasks[i], replaceKnownInMaskedPatches);
+                timings?.Add(ref timings.DecideSeconds, ref started);
             }
         }
-
-        // 4. Decide per pixel.
-        var results = new CompletionResult[batch.Count];
-        for (int i = 0; i < batch.Count; i++)
-            results[i] = Decide(batch[i], images[i], patchMasks[i], replaceKnownInMaskedPatches);
-        timings?.Add(ref timings.DecideSeconds, ref started);
         return results;
-    }
-
-    /// <summary>Copies a tensor's values into <paramref name="destination"/> through its storage bytes (one block copy).</summary>
-    private static void CopyOut<T>(Tensor values, T[] destination) where T : unmanaged
-    {
-        using var cpu = values.to(CPU).contiguous();
-        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(cpu.bytes).CopyTo(destination);
     }
 
     /// <summary>Writes the weights (TorchSharp state dict format) to <paramref name="writer"/>; the config is saved by the caller.</summary>
@@ -303,64 +296,51 @@ internal sealed class LabelCompletionEngine : IDisposable
         return list;
     }
 
-    private static WindowSample CutWindow(RgbImage image, LabelMap input, byte[]? prior, byte[]? directional, bool[] patchMask, int columns,
-        int x0, int y0, int width, int height, string source)
+    /// <summary>The part of an image's <paramref name="patchMask"/> (<paramref name="columns"/> patches wide) that a window of
+    /// <paramref name="windowColumns"/> x <paramref name="windowRows"/> patches at patch (<paramref name="column"/>, <paramref name="row"/>) covers.</summary>
+    private static bool[] WindowMask(bool[] patchMask, int columns, int column, int row, int windowColumns, int windowRows)
     {
-        int p = input.Width / columns;
-        var (rgb, label) = WindowBatch.Crop(image, input, x0, y0, width, height, 0);
-        int wc = width / p, wr = height / p;
-        var mask = new bool[wr * wc];
-        for (int r = 0; r < wr; r++)
-            for (int c = 0; c < wc; c++) mask[r * wc + c] = patchMask[(y0 / p + r) * columns + x0 / p + c];
-        return new WindowSample
-        {
-            Width = width, Height = height, Rgb = rgb.Pixels, InputLabel = label.Values, PatchMask = mask, Source = source,
-            Prior = prior is null ? null : CropPlanes(prior, 1, input.Width, input.Height, x0, y0, width, height),
-            Directional = directional is null ? null : CropPlanes(directional, DirectionalFill.Planes, input.Width, input.Height, x0, y0, width, height),
-        };
+        var mask = new bool[windowRows * windowColumns];
+        for (int r = 0; r < windowRows; r++)
+            Array.Copy(patchMask, (row + r) * columns + column, mask, r * windowColumns, windowColumns);
+        return mask;
     }
 
-    /// <summary>Cuts a window out of <paramref name="planes"/> stacked planes of a <paramref name="sourceWidth"/>-wide map.</summary>
-    private static byte[] CropPlanes(byte[] source, int planes, int sourceWidth, int sourceHeight, int x0, int y0, int width, int height)
+    /// <summary>
+    /// The completed label of one image: the network's class (<paramref name="best"/>, <paramref name="probability"/>, over
+    /// the padded image <paramref name="paddedWidth"/> wide) where the input is unknown or, with <paramref name="replaceKnown"/>,
+    /// in a masked patch; the input label elsewhere.
+    /// </summary>
+    private CompletionResult Decide(SegmentationExample example, int paddedWidth, ReadOnlySpan<float> probability, ReadOnlySpan<byte> best,
+        bool[] patchMask, bool replaceKnown)
     {
-        var window = new byte[planes * width * height];
-        for (int k = 0; k < planes; k++)
-            for (int y = 0; y < height; y++)
-                Array.Copy(source, k * sourceWidth * sourceHeight + (y0 + y) * sourceWidth + x0, window, (k * height + y) * width, width);
-        return window;
-    }
-
-    private CompletionResult Decide(SegmentationExample example, PaddedImage padded, bool[] patchMask, bool replaceKnown)
-    {
-        int w = example.Image.Width, h = example.Image.Height;
+        int w = example.Image.Width, h = example.Image.Height, p = Config.PatchSize, columns = paddedWidth / p;
         byte unknown = Config.UnknownLabel;
-        var pixelMask = MaskSelector.ToPixelMask(patchMask, w, h, Config.PatchSize);
         var values = new byte[w * h];
         var confidence = new float[w * h];
         var completionMask = new bool[w * h];
         for (int y = 0; y < h; y++)
+        {
+            int row = y / p * columns;
             for (int x = 0; x < w; x++)
             {
-                int i = y * w + x, j = y * padded.Width + x;
+                int i = y * w + x, j = y * paddedWidth + x;
                 byte input = example.Label.Values[i];
-                bool predict = input == unknown || (replaceKnown && pixelMask[i]);
-                completionMask[i] = pixelMask[i] || input == unknown;
-                values[i] = predict ? padded.Best![j] : input;
-                confidence[i] = predict ? padded.Probability![j] : 1f;
+                bool masked = patchMask[row + x / p];
+                bool predict = input == unknown || (replaceKnown && masked);
+                completionMask[i] = masked || input == unknown;
+                values[i] = predict ? best[j] : input;
+                confidence[i] = predict ? probability[j] : 1f;
             }
+        }
         return new CompletionResult(new LabelMap(w, h, values), confidence, completionMask);
     }
 
     /// <summary>
-    /// One image padded to the patch grid during completion: how many windows cover each pixel; the whole image as one
-    /// refinement input (null without a refinement); after the network, per pixel the most probable class and its probability.
+    /// One image padded to the patch grid during completion: its bytes (the whole image, also the refinement's input) and
+    /// its windows (origin, size, the part of the patch mask they cover).
     /// </summary>
-    private sealed record PaddedImage(int Width, int Height, float[] Counts, WindowSample? Whole)
-    {
-        public byte[]? Best { get; set; }
-
-        public float[]? Probability { get; set; }
-    }
+    private sealed record PaddedImage(WindowSample Whole, IReadOnlyList<(int X, int Y, int Width, int Height, bool[] PatchMask)> Windows);
 }
 
 /// <summary>

@@ -36,6 +36,60 @@ internal sealed class WindowSample
     public string Source { get; init; } = "";
 }
 
+/// <summary>
+/// The bytes of one padded image as uint8 CPU tensors, in the layout of <see cref="WindowSample"/>: copied from the
+/// managed arrays once, so that completion cuts its overlapping windows as views instead of copying each window's bytes.
+/// </summary>
+internal sealed class ImageTensors : IDisposable
+{
+    /// <summary>Copies <paramref name="image"/>'s arrays into tensors.</summary>
+    public ImageTensors(WindowSample image)
+    {
+        int h = image.Height, w = image.Width, hw = h * w;
+        Width = w;
+        Height = h;
+        Source = image.Source;
+        Labels = WindowBatch.FromBytes([image], s => s.InputLabel, hw, [h, w], "input label");
+        Rgb = WindowBatch.FromBytes([image], s => s.Rgb, 3 * hw, [h, w, 3], "image");
+        Prior = image.Prior is null ? null : WindowBatch.FromBytes([image], s => s.Prior, hw, [h, w], "label prior");
+        Directional = image.Directional is null ? null
+            : WindowBatch.FromBytes([image], s => s.Directional, DirectionalFill.Planes * hw, [DirectionalFill.Planes, h, w], "directional prior");
+    }
+
+    /// <summary>Width in pixels (a multiple of the patch size).</summary>
+    public int Width { get; }
+
+    /// <summary>Height in pixels (a multiple of the patch size).</summary>
+    public int Height { get; }
+
+    /// <summary>Where the image came from, for error messages.</summary>
+    public string Source { get; }
+
+    /// <summary><c>[H, W]</c> input label bytes.</summary>
+    public Tensor Labels { get; }
+
+    /// <summary><c>[H, W, 3]</c> interleaved RGB bytes.</summary>
+    public Tensor Rgb { get; }
+
+    /// <summary><c>[H, W]</c> label prior bytes, or null.</summary>
+    public Tensor? Prior { get; }
+
+    /// <summary><c>[8, H, W]</c> <see cref="DirectionalFill"/> planes, or null.</summary>
+    public Tensor? Directional { get; }
+
+    /// <summary>Disposes the tensors.</summary>
+    public void Dispose()
+    {
+        Labels.Dispose();
+        Rgb.Dispose();
+        Prior?.Dispose();
+        Directional?.Dispose();
+    }
+}
+
+/// <summary>A window of <paramref name="Image"/> at (<paramref name="X"/>, <paramref name="Y"/>) and its patch mask (true = masked).</summary>
+internal sealed record WindowCut(ImageTensors Image, int X, int Y, int Width, int Height, bool[] PatchMask);
+
 /// <summary>Turns <see cref="WindowSample"/>s into the network's tensors, and prepares samples (masking, prior, crops).</summary>
 internal static class WindowBatch
 {
@@ -47,26 +101,74 @@ internal static class WindowBatch
     /// </summary>
     public static LmaeInputs ToInputs(IReadOnlyList<WindowSample> samples, LmaeConfig config, Device device)
     {
-        int b = samples.Count, h = samples[0].Height, w = samples[0].Width, p = config.PatchSize;
-        int rows = h / p, columns = w / p, l = rows * columns, hw = h * w;
+        int b = samples.Count, h = samples[0].Height, w = samples[0].Width, hw = h * w;
         foreach (var sample in samples)
             if (sample.Width != w || sample.Height != h) throw new ArgumentException("Samples of one batch must share their size.");
         using var scope = NewDisposeScope();
+        var inputs = Widen(
+            FromBytes(samples, s => s.InputLabel, hw, [b, h, w], "input label"),
+            FromBytes(samples, s => s.Rgb, 3 * hw, [b, h, w, 3], "image"),
+            config.LabelPrior == LabelPriorMode.None ? null : FromBytes(samples, s => s.Prior, hw, [b, h, w], "label prior"),
+            config.DirectionalPrior ? FromBytes(samples, s => s.Directional, DirectionalFill.Planes * hw, [b, DirectionalFill.Planes, h, w], "directional prior") : null,
+            samples.Select(s => s.PatchMask).ToList(), config, device);
+        inputs.MoveToOuterDisposeScope();
+        return inputs;
+    }
+
+    /// <summary>
+    /// Builds the network input for windows of equal size cut from <see cref="ImageTensors"/>: the windows' bytes are
+    /// stacked from views of the images' uint8 tensors (no managed copies), then widened as in the sample overload, so
+    /// both give the same values for the same pixels. The <see cref="DirectionalFill"/> planes are left out unless
+    /// <paramref name="forRefinement"/>: only the <see cref="PixelRefinement"/> reads them, and completion runs it over whole
+    /// images, not windows (they are 8 of a pixel's 13 bytes).
+    /// </summary>
+    public static LmaeInputs ToInputs(IReadOnlyList<WindowCut> windows, LmaeConfig config, Device device, bool forRefinement)
+    {
+        int h = windows[0].Height, w = windows[0].Width;
+        foreach (var window in windows)
+            if (window.Width != w || window.Height != h) throw new ArgumentException("Windows of one batch must share their size.");
+        using var scope = NewDisposeScope();
+        // Each plane group is [.., H, W] with the rows and columns in its last two (or, for the image, the two before the
+        // interleaved channels) dimensions.
+        Tensor Stack(Func<ImageTensors, Tensor?> select, string what, int rowDimension) => stack(windows.Select(c =>
+            (select(c.Image) ?? throw new ArgumentException($"{c.Image.Source}: the image has no {what}."))
+                .narrow(rowDimension, c.Y, h).narrow(rowDimension + 1, c.X, w)).ToArray());
+        var inputs = Widen(
+            Stack(i => i.Labels, "input label", 0),
+            Stack(i => i.Rgb, "image", 0),
+            config.LabelPrior == LabelPriorMode.None ? null : Stack(i => i.Prior, "label prior", 0),
+            config.DirectionalPrior && forRefinement ? Stack(i => i.Directional, "directional prior", 1) : null,
+            windows.Select(c => c.PatchMask).ToList(), config, device);
+        inputs.MoveToOuterDisposeScope();
+        return inputs;
+    }
+
+    /// <summary>
+    /// The network input from uint8 tensors: <paramref name="labelBytes"/> <c>[B, H, W]</c>, <paramref name="rgbBytes"/>
+    /// <c>[B, H, W, 3]</c>, <paramref name="priorBytes"/> <c>[B, H, W]</c>, <paramref name="directionalBytes"/>
+    /// <c>[B, 8, H, W]</c> (<see cref="DirectionalFill"/> labels, then distances), widened inside libtorch through 256-entry
+    /// lookup tables; visible and insertion indices from the patch masks.
+    /// </summary>
+    private static LmaeInputs Widen(Tensor labelBytes, Tensor rgbBytes, Tensor? priorBytes, Tensor? directionalBytes,
+        IReadOnlyList<bool[]> patchMasks, LmaeConfig config, Device device)
+    {
+        int b = (int)labelBytes.shape[0], h = (int)labelBytes.shape[1], w = (int)labelBytes.shape[2], p = config.PatchSize;
+        int rows = h / p, columns = w / p, l = rows * columns;
+        using var scope = NewDisposeScope();
         using var labelTable = LabelTable(config.UnknownLabel);
-        var labels = Lookup(FromBytes(samples, s => s.InputLabel, hw, 0, hw, [b, h, w], "input label"), labelTable);
-        var rgb = NormalizedRgb(FromBytes(samples, s => s.Rgb, 3 * hw, 0, 3 * hw, [b, h, w, 3], "image"));
-        Tensor? prior = config.LabelPrior == LabelPriorMode.None ? null
-            : Lookup(FromBytes(samples, s => s.Prior, hw, 0, hw, [b, h, w], "label prior"), labelTable);
+        var labels = Lookup(labelBytes, labelTable);
+        var rgb = NormalizedRgb(rgbBytes);
+        Tensor? prior = priorBytes is null ? null : Lookup(priorBytes, labelTable);
         Tensor? directional = null, distances = null;
-        if (config.DirectionalPrior)
+        if (directionalBytes is not null)
         {
-            directional = Lookup(FromBytes(samples, s => s.Directional, DirectionalFill.Planes * hw, 0, 4 * hw, [b * 4, h, w], "directional prior"), labelTable);
+            directional = Lookup(directionalBytes.narrow(1, 0, 4).reshape(b * 4, h, w), labelTable);
             using var distanceTable = tensor(Enumerable.Range(0, 256).Select(d => d / (float)DirectionalFill.MaxDistance).ToArray());
-            distances = Lookup(FromBytes(samples, s => s.Directional, DirectionalFill.Planes * hw, 4 * hw, 4 * hw, [b, 4, h, w], "directional prior"), distanceTable);
+            distances = Lookup(directionalBytes.narrow(1, 4, 4), distanceTable);
         }
 
         // Visible tokens: each row's visible patch indices in order, padded to the longest row.
-        int nv = Math.Max(1, samples.Max(s => s.PatchMask.Count(m => !m)));
+        int nv = Math.Max(1, patchMasks.Max(m => m.Count(masked => !masked)));
         var visibleIndex = new long[b * nv];
         var insertIndex = new long[b * nv];
         var keyMask = new bool[b * nv];
@@ -74,7 +176,8 @@ internal static class WindowBatch
         for (int s = 0; s < b; s++)
         {
             int k = 0;
-            var mask = samples[s].PatchMask;
+            var mask = patchMasks[s];
+            if (mask.Length != l) throw new ArgumentException($"A patch mask has {mask.Length} entries, a {w}x{h} window needs {l}.");
             for (int i = 0; i < l; i++)
             {
                 if (mask[i]) continue;
@@ -112,17 +215,16 @@ internal static class WindowBatch
         int b = samples.Count, h = samples[0].Height, w = samples[0].Width;
         using var scope = NewDisposeScope();
         using var labelTable = LabelTable(config.UnknownLabel);
-        var targets = Lookup(FromBytes(samples, s => s.Target, h * w, 0, h * w, [b, h, w], "training target"), labelTable);
+        var targets = Lookup(FromBytes(samples, s => s.Target, h * w, [b, h, w], "training target"), labelTable);
         return targets.to(device).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// A uint8 CPU tensor of <paramref name="shape"/> holding, for each sample in turn, <paramref name="count"/> bytes of
-    /// <paramref name="select"/>(sample) (an array of <paramref name="length"/> bytes) from <paramref name="offset"/> on,
-    /// copied straight into the tensor's storage.
+    /// A uint8 CPU tensor of <paramref name="shape"/> holding, for each sample in turn, the <paramref name="length"/> bytes of
+    /// <paramref name="select"/>(sample), copied straight into the tensor's storage.
     /// </summary>
-    private static Tensor FromBytes(IReadOnlyList<WindowSample> samples, Func<WindowSample, byte[]?> select, int length, int offset,
-        int count, long[] shape, string what)
+    internal static Tensor FromBytes(IReadOnlyList<WindowSample> samples, Func<WindowSample, byte[]?> select, int length,
+        long[] shape, string what)
     {
         var result = empty(shape, ScalarType.Byte);
         var storage = result.bytes;
@@ -131,7 +233,7 @@ internal static class WindowBatch
             var source = select(samples[s]) ?? throw new ArgumentException($"{samples[s].Source}: the sample has no {what}.");
             if (source.Length != length)
                 throw new ArgumentException($"{samples[s].Source}: the {what} has {source.Length} values, a {samples[s].Width}x{samples[s].Height} window needs {length}.");
-            source.AsSpan(offset, count).CopyTo(storage.Slice(s * count, count));
+            source.CopyTo(storage.Slice(s * length, length));
         }
         return result;
     }

@@ -94,26 +94,12 @@ public sealed class ModelTests
         model.eval();
         var prior = Microsoft.ML.LabelCompletion.Evaluation.NearestKnownFill.Fill(masked.Label, 255).Values;
         var directional = DirectionalFill.Compute(masked.Label.Values, 48, 32, 255);
-        WindowSample Window(int x0, int width)
+        var wholeSample = new WindowSample
         {
-            byte[] Cut(byte[] source, int planes)
-            {
-                var window = new byte[planes * width * 32];
-                for (int k = 0; k < planes; k++)
-                    for (int y = 0; y < 32; y++) Array.Copy(source, k * 48 * 32 + y * 48 + x0, window, (k * 32 + y) * width, width);
-                return window;
-            }
-            var rgb = new byte[width * 32 * 3];
-            for (int y = 0; y < 32; y++) Array.Copy(masked.Image.Pixels, (y * 48 + x0) * 3, rgb, y * width * 3, width * 3);
-            var windowMask = new bool[4 * (width / 8)];
-            for (int r = 0; r < 4; r++)
-                for (int c = 0; c < width / 8; c++) windowMask[r * (width / 8) + c] = mask[r * 6 + x0 / 8 + c];
-            return new WindowSample
-            {
-                Width = width, Height = 32, Rgb = rgb, InputLabel = Cut(masked.Label.Values, 1), PatchMask = windowMask,
-                Prior = Cut(prior, 1), Directional = Cut(directional, DirectionalFill.Planes),
-            };
-        }
+            Width = 48, Height = 32, Rgb = masked.Image.Pixels, InputLabel = masked.Label.Values, PatchMask = mask,
+            Prior = prior, Directional = directional,
+        };
+        WindowSample Window(int x0, int width) => CopyWindow(wholeSample, x0, 0, width, 32, 8);
         Tensor Decoder(WindowSample sample)
         {
             var inputs = WindowBatch.ToInputs([sample], config, CPU);
@@ -144,6 +130,70 @@ public sealed class ModelTests
         }
         Assert.IsTrue(predicted > 300, $"{predicted} predicted pixels");
         Assert.IsTrue(refinementMatters > 0, "the test must be able to tell whether the refinement ran");
+    }
+
+    [TestMethod]
+    public void WindowsCutFromImageTensorsGiveTheInputsOfCopiedWindows()
+    {
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 8, DirectionalPrior = true };
+        var whole = RandomSample(48, 40, config, new Random(5), 0.5);
+        using var scope = NewDisposeScope();
+        using var image = new ImageTensors(whole);
+        // Two 32x24 windows at different places, batched together, against the same pixels copied out of the arrays.
+        (int X, int Y)[] origins = [(16, 8), (0, 16)];
+        var copies = origins.Select(o => CopyWindow(whole, o.X, o.Y, 32, 24, config.PatchSize)).ToList();
+        var cuts = origins.Zip(copies, (o, c) => new WindowCut(image, o.X, o.Y, 32, 24, c.PatchMask)).ToList();
+        using var expected = WindowBatch.ToInputs(copies, config, CPU);
+        using var forRefinement = WindowBatch.ToInputs(cuts, config, CPU, forRefinement: true);
+        using var forNetwork = WindowBatch.ToInputs(cuts, config, CPU, forRefinement: false);
+
+        void AssertEqual(Tensor? a, Tensor? b, string what)
+        {
+            Assert.IsNotNull(a, what);
+            Assert.IsNotNull(b, what);
+            CollectionAssert.AreEqual(a.shape, b.shape, what);
+            Assert.AreEqual(a.dtype, b.dtype, what);
+            Assert.IsTrue(a.eq(b).all().item<bool>(), what);
+        }
+        foreach (var actual in new[] { forRefinement, forNetwork })
+        {
+            AssertEqual(expected.Labels, actual.Labels, "labels");
+            AssertEqual(expected.Rgb, actual.Rgb, "image");
+            AssertEqual(expected.Prior, actual.Prior, "prior");
+            AssertEqual(expected.VisibleIndex, actual.VisibleIndex, "visible tokens");
+            AssertEqual(expected.InsertIndex, actual.InsertIndex, "insertion");
+            Assert.AreEqual(expected.VisibleKeyMask is null, actual.VisibleKeyMask is null, "key mask");
+            if (expected.VisibleKeyMask is not null) AssertEqual(expected.VisibleKeyMask, actual.VisibleKeyMask, "key mask");
+        }
+        AssertEqual(expected.Directional, forRefinement.Directional, "directional labels");
+        AssertEqual(expected.DirectionalDistance, forRefinement.DirectionalDistance, "directional distances");
+        // Encoder and decoder never read the directional planes; windows for them leave them out.
+        Assert.IsNull(forNetwork.Directional);
+        Assert.IsNull(forNetwork.DirectionalDistance);
+        Assert.IsFalse(expected.Rgb.eq(forRefinement.Rgb.flip(0)).all().item<bool>(), "the two windows must differ");
+    }
+
+    /// <summary>The <paramref name="width"/> x <paramref name="height"/> window at (<paramref name="x0"/>, <paramref name="y0"/>) of <paramref name="whole"/>, copied array by array.</summary>
+    private static WindowSample CopyWindow(WindowSample whole, int x0, int y0, int width, int height, int p)
+    {
+        byte[] Cut(byte[] source, int planes, int channels)
+        {
+            var window = new byte[planes * width * height * channels];
+            for (int k = 0; k < planes; k++)
+                for (int y = 0; y < height; y++)
+                    Array.Copy(source, ((k * whole.Height + y0 + y) * whole.Width + x0) * channels, window, (k * height + y) * width * channels, width * channels);
+            return window;
+        }
+        int columns = whole.Width / p, windowColumns = width / p;
+        var mask = new bool[height / p * windowColumns];
+        for (int r = 0; r < height / p; r++)
+            for (int c = 0; c < windowColumns; c++) mask[r * windowColumns + c] = whole.PatchMask[(y0 / p + r) * columns + x0 / p + c];
+        return new WindowSample
+        {
+            Width = width, Height = height, Rgb = Cut(whole.Rgb, 1, 3), InputLabel = Cut(whole.InputLabel, 1, 1), PatchMask = mask,
+            Prior = whole.Prior is null ? null : Cut(whole.Prior, 1, 1),
+            Directional = whole.Directional is null ? null : Cut(whole.Directional, DirectionalFill.Planes, 1),
+        };
     }
 
     [TestMethod]
