@@ -197,6 +197,41 @@ public sealed class ModelTests
     }
 
     [TestMethod]
+    public void InferenceAttentionMatchesScaledDotProductAttention()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(7);
+        // [B=3, h=4, N=9, d=8]; row 1 hides its last 4 keys, row 2 attends to its first key only (a row without visible tokens).
+        var q = randn(3, 4, 9, 8).mul(3);
+        var k = randn(3, 4, 9, 8);
+        var v = randn(3, 4, 9, 8);
+        var keep = ones(3, 1, 1, 9, dtype: ScalarType.Bool);
+        keep[1, 0, 0, TensorIndex.Slice(5)] = tensor(false);
+        keep[2, 0, 0, TensorIndex.Slice(1)] = tensor(false);
+        foreach (var mask in new Tensor?[] { null, keep })
+        {
+            var expected = nn.functional.scaled_dot_product_attention(q, k, v, mask);
+            var actual = MultiHeadAttention.Attend(q, k, v, mask);
+            Assert.IsTrue(actual.sub(expected).abs().max().item<float>() < 1e-5f, mask is null ? "no mask" : "key mask");
+        }
+        // The hidden keys get no weight: changing their values changes nothing.
+        var changed = v.clone();
+        changed[1, TensorIndex.Colon, TensorIndex.Slice(5)] = tensor(100f);
+        Assert.IsTrue(MultiHeadAttention.Attend(q, k, changed, keep)[1].equal(MultiHeadAttention.Attend(q, k, v, keep)[1]).all().item<bool>());
+        // Row 2 attends to key 0 only: every query gets value 0.
+        Assert.AreEqual(0f, v[2, TensorIndex.Colon, 0].unsqueeze(1).expand(4, 9, 8).sub(MultiHeadAttention.Attend(q, k, v, keep)[2]).abs().max().item<float>(), 1e-6f);
+
+        // The block uses it without autograd: the same output as with autograd (the fused kernel).
+        using var attention = new MultiHeadAttention(16, 4);
+        var x = randn(2, 5, 16);
+        var keyMask = ones(2, 1, 1, 5, dtype: ScalarType.Bool);
+        keyMask[0, 0, 0, 4] = tensor(false);
+        var trained = attention.forward(x, keyMask);
+        using (no_grad())
+            Assert.IsTrue(attention.forward(x, keyMask).sub(trained.detach()).abs().max().item<float>() < 1e-5f);
+    }
+
+    [TestMethod]
     public void DirectionalFillGivesTheNearestKnownLabelPerDirection()
     {
         const byte U = 255;
