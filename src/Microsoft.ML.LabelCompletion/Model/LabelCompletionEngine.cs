@@ -202,7 +202,7 @@ internal sealed class LabelCompletionEngine : IDisposable
             // 2. Each image's bytes become tensors once; windows are views of them. Windows of equal size run together through
             //    encoder and decoder; the decoder logits are summed per image, and how many windows covered each pixel counted
             //    (in libtorch: the window logits never become managed arrays).
-            var tensors = images.Select(im => new ImageTensors(im.Whole)).ToArray();
+            var tensors = images.Select(im => new ImageTensors(im.Whole)).ToArray(); // (their tensors belong to this dispose scope)
             var sums = images.Select(im => zeros(c, im.Whole.Height, im.Whole.Width, device: Device)).ToArray();
             var counts = images.Select(im => zeros(1, 1, im.Whole.Height, im.Whole.Width, device: Device)).ToArray();
             var windows = images.SelectMany((im, i) => im.Windows.Select(w => (Image: i, Cut: new WindowCut(tensors[i], w.X, w.Y, w.Width, w.Height, w.PatchMask))));

@@ -126,7 +126,11 @@ internal static class WindowBatch
     {
         int h = windows[0].Height, w = windows[0].Width;
         foreach (var window in windows)
+        {
             if (window.Width != w || window.Height != h) throw new ArgumentException("Windows of one batch must share their size.");
+            if (window.X < 0 || window.Y < 0 || window.X + w > window.Image.Width || window.Y + h > window.Image.Height)
+                throw new ArgumentException($"{window.Image.Source}: the {w}x{h} window at ({window.X}, {window.Y}) does not lie inside the {window.Image.Width}x{window.Image.Height} image.");
+        }
         using var scope = NewDisposeScope();
         // Each plane group is [.., H, W] with the rows and columns in its last two (or, for the image, the two before the
         // interleaved channels) dimensions.

@@ -171,6 +171,8 @@ public sealed class ModelTests
         Assert.IsNull(forNetwork.Directional);
         Assert.IsNull(forNetwork.DirectionalDistance);
         Assert.IsFalse(expected.Rgb.eq(forRefinement.Rgb.flip(0)).all().item<bool>(), "the two windows must differ");
+        var outside = Assert.ThrowsExactly<ArgumentException>(() => WindowBatch.ToInputs([new WindowCut(image, 24, 0, 32, 24, copies[0].PatchMask)], config, CPU, false));
+        StringAssert.Contains(outside.Message, "test: the 32x24 window at (24, 0) does not lie inside the 48x40 image");
     }
 
     /// <summary>The <paramref name="width"/> x <paramref name="height"/> window at (<paramref name="x0"/>, <paramref name="y0"/>) of <paramref name="whole"/>, copied array by array.</summary>
