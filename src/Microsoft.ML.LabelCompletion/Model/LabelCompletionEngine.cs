@@ -41,6 +41,7 @@ internal sealed class LabelCompletionEngine : IDisposable
 
     private LabelCompletionEngine(LmaeConfig config, Device device, LabelMaskAutoEncoder model)
     {
+        Internal.LibTorchSettings.Apply();
         Config = config;
         Device = device;
         _model = model;

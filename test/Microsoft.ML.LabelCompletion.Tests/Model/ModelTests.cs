@@ -234,6 +234,15 @@ public sealed class ModelTests
     }
 
     [TestMethod]
+    public void BuildingANetworkSwitchesNnpackOff()
+    {
+        // libtorch logs a warning for every small convolution on CPUs that NNPACK does not know (LibTorchSettings).
+        using var engine = LabelCompletionEngine.Create(LmaeConfig.FromOptions(ModelTestData.TinyOptions()), 1, CPU);
+        if (OperatingSystem.IsLinux()) Assert.AreEqual(false, Internal.LibTorchSettings.NnpackEnabled());
+        else Assert.IsNull(Internal.LibTorchSettings.NnpackEnabled());
+    }
+
+    [TestMethod]
     public void DirectionalFillGivesTheNearestKnownLabelPerDirection()
     {
         const byte U = 255;
