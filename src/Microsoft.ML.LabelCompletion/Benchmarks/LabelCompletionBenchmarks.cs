@@ -157,7 +157,7 @@ public static class LabelCompletionBenchmarks
             masks.Add(mask);
         }
         var times = new List<double>();
-        var parts = new CompletionTimings();
+        var parts = new LapTimings();
         double ceilingBefore = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
         // Warm-up: completions of at least 8 images whatever the batch (.NET's tiered JIT and the native heap settle; with
         // one warm-up completion, batch 1 timed the process's first seconds and batch 8 did not).
@@ -169,7 +169,7 @@ public static class LabelCompletionBenchmarks
             if (r >= warmup) times.Add(sw.Elapsed.TotalSeconds);
         }
         double ceilingAfter = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
-        double PerImage(double seconds) => seconds * 1000 / repeats / batch;
+        double PerImage(string part) => parts.Milliseconds.GetValueOrDefault(part) / repeats / batch;
         double msPerImage = Median(times) * 1000 / batch;
         int pw = columns * p, ph = rows * p, ww = Math.Min(config.TrainingSize, pw), wh = Math.Min(config.TrainingSize, ph);
         double gflops = LmaeFlops.Refinement(config, ph, pw) / 1e9;     // once over the whole image
@@ -187,9 +187,9 @@ public static class LabelCompletionBenchmarks
             .Add("gflop_per_s", achieved)
             .Add("matmul_gflop_per_s", (ceilingBefore + ceilingAfter) / 2).Add("matmul_before", ceilingBefore).Add("matmul_after", ceilingAfter)
             .Add("fraction_of_matmul", achieved / ((ceilingBefore + ceilingAfter) / 2))
-            .Add("prepare_ms", PerImage(parts.PrepareSeconds)).Add("tensors_ms", PerImage(parts.TensorSeconds))
-            .Add("network_ms", PerImage(parts.NetworkSeconds)).Add("accumulate_ms", PerImage(parts.AccumulateSeconds))
-            .Add("refinement_ms", PerImage(parts.RefinementSeconds)).Add("decide_ms", PerImage(parts.DecideSeconds));
+            .Add("prepare_ms", PerImage("prepare_ms")).Add("tensors_ms", PerImage("tensors_ms"))
+            .Add("network_ms", PerImage("network_ms")).Add("accumulate_ms", PerImage("accumulate_ms"))
+            .Add("refinement_ms", PerImage("refinement_ms")).Add("decide_ms", PerImage("decide_ms"));
     }
 
     /// <summary>
@@ -238,7 +238,7 @@ public static class LabelCompletionBenchmarks
             Tensor targets = null!;
             Time("tensors_ms", () => { inputs = WindowBatch.ToInputs(samples, config, CPU); targets = WindowBatch.Targets(samples, config, CPU); });
             optimizer.ZeroGrad();
-            var step = new StepTimings();
+            var step = new LapTimings();
             LmaeTrainer.ForwardBackward(model, inputs, targets, null, chunk, timings: step);
             foreach (var (part, milliseconds) in step.Milliseconds) Record(part, milliseconds);
             Time("update_ms", optimizer.Step);

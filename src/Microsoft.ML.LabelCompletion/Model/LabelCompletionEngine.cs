@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.ML.LabelCompletion.Data;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -135,7 +134,7 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// </summary>
     public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks,
         CancellationToken cancellationToken = default, bool replaceKnownInMaskedPatches = false, int windowsPerForward = 8,
-        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, CompletionTimings? timings = null)
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, LapTimings? timings = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(patchMasks);
@@ -144,7 +143,7 @@ internal sealed class LabelCompletionEngine : IDisposable
         int p = Config.PatchSize, c = Config.NumberOfClasses, t = Config.TrainingSize;
         byte unknown = Config.UnknownLabel;
 
-        long started = Stopwatch.GetTimestamp();
+        timings?.Restart();
         // 1. Pad every image to the patch grid, hide masked patches, compute the prior, cut windows. Checked first, in order
         //    (the first bad row is the one named); then the images in parallel, and within an image its two priors side by
         //    side (measured with lmae bench --only infer: docs/decisions.md, Speed). Windows keep the images' order.
@@ -193,7 +192,7 @@ internal sealed class LabelCompletionEngine : IDisposable
             images[i] = new PaddedImage(whole, windows);
         }
 
-        timings?.Add(ref timings.PrepareSeconds, ref started);
+        timings?.Lap("prepare_ms");
         var results = new CompletionResult[batch.Count];
         using (NewDisposeScope())
         using (no_grad())
@@ -207,23 +206,23 @@ internal sealed class LabelCompletionEngine : IDisposable
             var sums = images.Select(im => zeros(c, im.Whole.Height, im.Whole.Width, device: Device)).ToArray();
             var counts = images.Select(im => zeros(1, 1, im.Whole.Height, im.Whole.Width, device: Device)).ToArray();
             var windows = images.SelectMany((im, i) => im.Windows.Select(w => (Image: i, Cut: new WindowCut(tensors[i], w.X, w.Y, w.Width, w.Height, w.PatchMask))));
-            timings?.Add(ref timings.TensorSeconds, ref started);
+            timings?.Lap("tensors_ms");
             foreach (var group in windows.GroupBy(w => (w.Cut.Width, w.Cut.Height)))
                 foreach (var chunk in group.Chunk(Math.Max(1, windowsPerForward)))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     using var scope = NewDisposeScope();
                     using var inputs = WindowBatch.ToInputs(chunk.Select(w => w.Cut).ToList(), Config, Device, forRefinement: false);
-                    timings?.Add(ref timings.TensorSeconds, ref started);
+                    timings?.Lap("tensors_ms");
                     var logits = _model.ForwardDecoder(_model.ForwardEncoder(inputs), inputs);
-                    timings?.Add(ref timings.NetworkSeconds, ref started);
+                    timings?.Lap("network_ms");
                     for (int k = 0; k < chunk.Length; k++)
                     {
                         var (image, cut) = chunk[k];
                         sums[image].narrow(1, cut.Y, cut.Height).narrow(2, cut.X, cut.Width).add_(logits[k]);
                         counts[image].narrow(2, cut.Y, cut.Height).narrow(3, cut.X, cut.Width).add_(TorchScalars.One);
                     }
-                    timings?.Add(ref timings.AccumulateSeconds, ref started);
+                    timings?.Lap("accumulate_ms");
                 }
 
             // 3. Per image: the mean decoder logits, the pixel refinement (if any) over the whole image, softmax; its max and
@@ -242,11 +241,11 @@ internal sealed class LabelCompletionEngine : IDisposable
                 var (probability, best) = nn.functional.softmax(logits, 1).max(1);
                 using var probabilities = probability.to(CPU).contiguous();
                 using var classes = best.to(ScalarType.Byte).to(CPU).contiguous();
-                timings?.Add(ref timings.RefinementSeconds, ref started);
+                timings?.Lap("refinement_ms");
                 // 4. Decide per pixel.
                 results[i] = Decide(batch[i], whole.Width, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes),
                     classes.bytes, patchMasks[i], replaceKnownInMaskedPatches);
-                timings?.Add(ref timings.DecideSeconds, ref started);
+                timings?.Lap("decide_ms");
             }
         }
         return results;
@@ -342,27 +341,4 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// its windows (origin, size, the part of the patch mask they cover).
     /// </summary>
     private sealed record PaddedImage(WindowSample Whole, IReadOnlyList<(int X, int Y, int Width, int Height, bool[] PatchMask)> Windows);
-}
-
-/// <summary>
-/// Where <see cref="LabelCompletionEngine.Complete"/> spends its wall time (seconds, summed over calls): CPU-side preparation
-/// (padding, masking, priors, window cuts), building input tensors, encoder and decoder, accumulating window logits, the
-/// whole-image refinement with softmax, and the per-pixel decision. Filled by the benchmark.
-/// </summary>
-internal sealed class CompletionTimings
-{
-    public double PrepareSeconds;
-    public double TensorSeconds;
-    public double NetworkSeconds;
-    public double AccumulateSeconds;
-    public double RefinementSeconds;
-    public double DecideSeconds;
-
-    /// <summary>Adds the time since <paramref name="since"/> to <paramref name="part"/> and restarts the clock.</summary>
-    public void Add(ref double part, ref long since)
-    {
-        long now = Stopwatch.GetTimestamp();
-        part += Stopwatch.GetElapsedTime(since, now).TotalSeconds;
-        since = now;
-    }
 }

@@ -320,7 +320,7 @@ internal sealed class LmaeTrainer
     /// (<c>lmae bench --only profile</c> times this very method).
     /// </summary>
     internal static float ForwardBackward(LabelMaskAutoEncoder model, LmaeInputs inputs, Tensor targets, Tensor? classWeights,
-        int refinementChunk, bool injectNonFinite = false, StepTimings? timings = null)
+        int refinementChunk, bool injectNonFinite = false, LapTimings? timings = null)
     {
         using var scope = NewDisposeScope();
         using var nan = float.NaN.ToScalar();

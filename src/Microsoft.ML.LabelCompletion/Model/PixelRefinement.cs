@@ -111,7 +111,7 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
         }
         // Concatenated straight into channels-last order (one copy of the input, not a concatenation and then its NHWC copy);
         // freed right after the convolution has read it.
-        using var packed = cat([.. new[] { logits }.Concat(context).Select(part => part.permute(0, 2, 3, 1))], 3);
+        using var packed = cat(context.Prepend(logits).Select(part => part.permute(0, 2, 3, 1)).ToArray(), 3);
         using var channelsLast = packed.permute(0, 3, 1, 2); // the same [B, C, H, W] tensor with NHWC strides, as oneDNN keeps it
         return Autocast.Conv2d(conv, channelsLast, 1, 1);
     }

@@ -134,7 +134,7 @@ public sealed class TrainingTests
         using var weights = rand(11).add_(0.5);
         var parameters = model.parameters().ToList();
 
-        (float Loss, List<Tensor> Gradients) Run(int refinementChunk, StepTimings? timings = null)
+        (float Loss, List<Tensor> Gradients) Run(int refinementChunk, LapTimings? timings = null)
         {
             foreach (var parameter in parameters) parameter.grad?.zero_();
             using var scope = NewDisposeScope();
@@ -146,7 +146,7 @@ public sealed class TrainingTests
 
         var (wholeLoss, whole) = Run(samples.Count);
         // The profile benchmark times this very step: the parts it reports are the chunked step's, and timing changes nothing.
-        var timings = new StepTimings();
+        var timings = new LapTimings();
         var (chunkedLoss, chunked) = Run(chunk, timings);
         CollectionAssert.AreEqual(new[] { "encoder_ms", "decoder_ms", "loss_ms", "refinement_ms", "refinement_backward_ms", "backward_ms" },
             timings.Milliseconds.Keys.ToArray(), string.Join(", ", timings.Milliseconds.Keys));

@@ -2,8 +2,12 @@ using System.Diagnostics;
 
 namespace Microsoft.ML.LabelCompletion.Model;
 
-/// <summary>Milliseconds per part of one training step, added up lap by lap (the profile benchmark's view of a step).</summary>
-internal sealed class StepTimings
+/// <summary>
+/// Milliseconds per named part, added up lap by lap (and over calls): where a training step (<c>lmae bench --only
+/// profile</c>, <see cref="LmaeTrainer.ForwardBackward"/>) or a completion (<c>lmae bench --only infer</c>,
+/// <see cref="LabelCompletionEngine.Complete"/>) spends its wall time.
+/// </summary>
+internal sealed class LapTimings
 {
     private readonly Stopwatch _clock = new();
 
