@@ -44,6 +44,8 @@ public sealed class BenchTests
             .Sum(name => line.GetProperty(name).GetDouble());
         double total = line.GetProperty("ms_per_image").GetDouble();
         Assert.IsTrue(parts > 0.8 * total && parts < 1.2 * total, $"parts {parts} ms vs {total} ms per image: {result.Output}");
+        if (OperatingSystem.IsLinux())
+            Assert.IsTrue(line.GetProperty("page_faults_per_image").GetDouble() >= 0, result.Output);
     }
 
     [TestMethod]

@@ -162,12 +162,15 @@ public static class LabelCompletionBenchmarks
         // Warm-up: completions of at least 8 images whatever the batch (.NET's tiered JIT and the native heap settle; with
         // one warm-up completion, batch 1 timed the process's first seconds and batch 8 did not).
         int warmup = Math.Max(1, (8 + batch - 1) / batch);
+        long? faultsBefore = null;
         for (int r = 0; r < repeats + warmup; r++)
         {
+            if (r == warmup) faultsBefore = MinorPageFaults();
             var sw = Stopwatch.StartNew();
             engine.Complete(examples, masks, precision: precision, timings: r >= warmup ? parts : null);
             if (r >= warmup) times.Add(sw.Elapsed.TotalSeconds);
         }
+        long? faultsAfter = MinorPageFaults();
         double ceilingAfter = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
         double PerImage(string part) => parts.Milliseconds.GetValueOrDefault(part) / repeats / batch;
         double msPerImage = Median(times) * 1000 / batch;
@@ -182,7 +185,7 @@ public static class LabelCompletionBenchmarks
                 gflops += LmaeFlops.EncoderDecoder(config, wh, ww, visible) / 1e9;
             }
         double achieved = gflops / (msPerImage / 1000);
-        return new BenchmarkRecord("infer").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
+        var record = new BenchmarkRecord("infer").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
             .Add("image", $"{width}x{height}").Add("ms_per_image", msPerImage).Add("gflops_per_image", gflops)
             .Add("gflop_per_s", achieved)
             .Add("matmul_gflop_per_s", (ceilingBefore + ceilingAfter) / 2).Add("matmul_before", ceilingBefore).Add("matmul_after", ceilingAfter)
@@ -190,6 +193,29 @@ public static class LabelCompletionBenchmarks
             .Add("prepare_ms", PerImage("prepare_ms")).Add("tensors_ms", PerImage("tensors_ms"))
             .Add("network_ms", PerImage("network_ms")).Add("accumulate_ms", PerImage("accumulate_ms"))
             .Add("refinement_ms", PerImage("refinement_ms")).Add("decide_ms", PerImage("decide_ms"));
+        return faultsAfter - faultsBefore is long faults ? record.Add("page_faults_per_image", faults / (double)(repeats * batch)) : record;
+    }
+
+    /// <summary>
+    /// The process's minor page faults so far (Linux: <c>/proc/self/stat</c>), or null elsewhere. The infer benchmark reports
+    /// them per timed image: on the development VM a first touch of a page cost 13-17 µs, and a timed completion whose
+    /// native heap had to grow (fragmentation: a full-resolution refinement buffer fitting no free chunk) ran its refinement
+    /// up to twice as long, so the count tells such a run from a slow CPU (docs/decisions.md, Speed).
+    /// </summary>
+    internal static long? MinorPageFaults()
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        try
+        {
+            string stat = File.ReadAllText("/proc/self/stat");
+            // Fields after the command name (which may hold spaces): state ppid pgrp session tty_nr tpgid flags minflt ...
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[7], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

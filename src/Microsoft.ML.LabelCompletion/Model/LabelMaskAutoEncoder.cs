@@ -91,10 +91,9 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     {
         using var scope = NewDisposeScope();
         int de = _config.EncoderDimension;
-        var fusedPatches = Patches.Patchify(StackFusion.Fuse(inputs.Labels, inputs.Rgb, _config.NumberOfClasses), _config.PatchSize);
-        // Mask Selector: only the visible patches are embedded and encoded.
+        // Mask Selector: only the visible patches of the Fuse Map are built, embedded and encoded.
+        var visible = StackFusion.FusedPatches(inputs.Labels, inputs.Rgb, _config.NumberOfClasses, _config.PatchSize, inputs.VisibleIndex);
         var index = inputs.VisibleIndex.unsqueeze(-1);
-        var visible = fusedPatches.gather(1, index.expand(-1, -1, fusedPatches.shape[2]));
         var positions = Positions(inputs.Rows, inputs.Columns, de, inputs.Rgb.device).expand(visible.shape[0], -1, -1);
         var tokens = Autocast.Linear(_patchEmbed, visible).add(positions.gather(1, index.expand(-1, -1, de)), TorchScalars.One);
         return _encoder.forward(tokens, inputs.VisibleKeyMask).MoveToOuterDisposeScope();
@@ -109,16 +108,22 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         using var scope = NewDisposeScope();
         int dd = _config.DecoderDimension, p = _config.PatchSize;
         long b = latent.shape[0], l = (long)inputs.Rows * inputs.Columns;
-        Tensor? priorOneHot = inputs.Prior is null ? null : StackFusion.OneHot(inputs.Prior, _config.NumberOfClasses);
-        var supplementInput = _config.LabelPrior != LabelPriorMode.None && _supplement.IsSupplement && priorOneHot is not null
-            ? cat([inputs.Rgb, priorOneHot], 1)
-            : inputs.Rgb;
-        var decoderTokens = cat([_supplement.forward(Patches.Patchify(supplementInput, p)), zeros(b, 1, dd, device: latent.device)], 1);
+        // The prior's one-hot in token layout, [B, L, p*p, C], as floats (converted once: both readers below are faster
+        // with float than with bool operands): read by the supplement and by the logit residual.
+        Tensor? priorPatches = inputs.Prior is null ? null
+            : StackFusion.OneHotPatches(inputs.Prior, _config.NumberOfClasses, p).to(ScalarType.Float32);
+        var supplementInput = _config.LabelPrior != LabelPriorMode.None && _supplement.IsSupplement && priorPatches is not null
+            ? cat([Patches.PatchifyPixels(inputs.Rgb, p), priorPatches], 3).reshape(b, l, -1)
+            : Patches.Patchify(inputs.Rgb, p);
+        var decoderTokens = cat([_supplement.forward(supplementInput), zeros(b, 1, dd, device: latent.device)], 1);
         decoderTokens = decoderTokens.scatter(1, inputs.InsertIndex.unsqueeze(-1).expand(-1, -1, dd), latent).narrow(1, 0, l);
         decoderTokens = decoderTokens.add(Positions(inputs.Rows, inputs.Columns, dd, device: latent.device), TorchScalars.One);
-        var logits = Patches.Unpatchify(_decoder.forward(decoderTokens), p, inputs.Rows, inputs.Columns);
-        if (_priorScale is not null && priorOneHot is not null) logits = logits.add(_priorScale * priorOneHot, TorchScalars.One);
-        return logits.MoveToOuterDisposeScope();
+        var patchLogits = _decoder.forward(decoderTokens); // [B, L, p*p*C], ordered like the prior's patches
+        // Prior residual s·onehot(prior), added per token before un-patchifying (the same sum for every pixel), in place:
+        // the head's output is not kept for its backward.
+        if (_priorScale is not null && priorPatches is not null)
+            patchLogits = patchLogits.addcmul_(priorPatches.reshape(b, l, -1), _priorScale.expand(1), TorchScalars.One);
+        return Patches.Unpatchify(patchLogits, p, inputs.Rows, inputs.Columns).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -18,6 +18,16 @@ public static class Patches
             .MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// <see cref="Patchify"/> with the channel axis kept apart: <c>[B, Ch, H, W]</c> → <c>[B, L, p*p, Ch]</c> (any dtype), so
+    /// that per-pixel channels can be appended in token layout before the last two axes are flattened.
+    /// </summary>
+    public static Tensor PatchifyPixels(Tensor images, int patchSize)
+    {
+        using var scope = NewDisposeScope();
+        return Patchify(images, patchSize).reshape(images.shape[0], -1, patchSize * patchSize, images.shape[1]).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Inverse of <see cref="Patchify"/>: <c>[B, L, p*p*Ch]</c> → <c>[B, Ch, rows*p, columns*p]</c>.</summary>
     public static Tensor Unpatchify(Tensor tokens, int patchSize, int rows, int columns)
     {

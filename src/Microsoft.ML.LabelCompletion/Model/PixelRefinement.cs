@@ -70,8 +70,8 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
     internal Tensor Forward(Tensor logits, IReadOnlyList<Tensor> context)
     {
         using var scope = NewDisposeScope();
-        // Without autograd nothing keeps an activation for backward: each is freed as soon as the next exists, so completion
-        // and validation hold two full-resolution activations, not all eight, until the scope ends.
+        // Without autograd nothing keeps an activation for backward: GELU runs in place and each convolution's input is freed
+        // as soon as its output exists, so completion and validation hold at most two full-resolution activations.
         bool recording = is_grad_enabled();
         Tensor? x = null;
         int layer = 0;
@@ -85,6 +85,12 @@ public sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
                 next = x is null ? FirstLayer(conv, logits, context)
                     : recording ? Convolve([x], conv.weight!, conv.bias, dilation, dilation)
                     : Autocast.Conv2d(conv, x, dilation, dilation);
+            }
+            else if (!recording)
+            {
+                // GELU in place: no second full-resolution buffer per layer (nothing needs the convolution's output again).
+                x!.gelu_();
+                continue;
             }
             else
             {

@@ -87,7 +87,10 @@ public sealed class TransformerBlock : nn.Module<Tensor, Tensor?, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = x.add(_attention.forward(_norm1.forward(x), keyMask), TorchScalars.One);
-        var y = h.add(Autocast.Linear(_fc2, _activation.forward(Autocast.Linear(_fc1, _norm2.forward(h)))), TorchScalars.One);
+        var hidden = Autocast.Linear(_fc1, _norm2.forward(h));
+        // Without autograd the activation runs in place on the hidden layer (no second [B, N, rD] buffer).
+        hidden = is_grad_enabled() ? _activation.forward(hidden) : _activation is GELU ? hidden.gelu_() : hidden.relu_();
+        var y = h.add(Autocast.Linear(_fc2, hidden), TorchScalars.One);
         return y.MoveToOuterDisposeScope();
     }
 }

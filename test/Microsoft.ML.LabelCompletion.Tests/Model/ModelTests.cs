@@ -480,6 +480,39 @@ public sealed class ModelTests
     }
 
     [TestMethod]
+    public void FusedPatchesAreThePatchifiedFuseMapOfTheVisibleTokens()
+    {
+        // Two windows of 32x48 (patch 8: 4x6 tokens), labels with unknown pixels; the token-layout Stack Fusion must give the
+        // same bits as patchifying the full Fuse Map and gathering the visible tokens.
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions());
+        var random = new Random(11);
+        var samples = new[] { RandomSample(48, 32, config, random, 0.5), RandomSample(48, 32, config, random, 0.25) };
+        using var scope = NewDisposeScope();
+        var inputs = WindowBatch.ToInputs(samples, config, CPU);
+        var labels = inputs.Labels;
+        Assert.IsTrue(labels.lt(0).any().item<bool>() && labels.ge(0).any().item<bool>(), "the labels have known and unknown pixels");
+        var all = Patches.Patchify(StackFusion.Fuse(labels, inputs.Rgb, 6), 8);
+        var index = inputs.VisibleIndex;
+        var expected = all.gather(1, index.unsqueeze(-1).expand(-1, -1, all.shape[2]));
+        var visible = StackFusion.FusedPatches(labels, inputs.Rgb, 6, 8, index);
+        CollectionAssert.AreEqual(expected.shape, visible.shape);
+        Assert.AreEqual(ScalarType.Float32, visible.dtype);
+        Assert.IsTrue(Same(visible, expected), "visible tokens: bit-identical to Patchify(Fuse) gathered");
+        Assert.IsTrue(Same(StackFusion.FusedPatches(labels, inputs.Rgb, 6, 8), all), "all tokens");
+        // Wrong order inside a token (channel-major instead of pixel-major) must not pass: the same values, permuted.
+        Assert.IsFalse(Same(all.reshape(2, 24, 64, 9).transpose(2, 3).reshape(2, 24, -1), all));
+
+        var prior = StackFusion.OneHotPatches(inputs.Prior!, 6, 8);
+        CollectionAssert.AreEqual(new long[] { 2, 24, 64, 6 }, prior.shape);
+        Assert.AreEqual(ScalarType.Bool, prior.dtype);
+        Assert.IsTrue(Same(prior, Patches.PatchifyPixels(StackFusion.OneHotMask(inputs.Prior!, 6), 8)), "prior one-hot in token layout");
+    }
+
+    /// <summary>Same shape, dtype and every element equal (bit for bit for floats that are not NaN).</summary>
+    private static bool Same(Tensor a, Tensor b) =>
+        a.shape.SequenceEqual(b.shape) && a.dtype == b.dtype && a.eq(b).all().item<bool>();
+
+    [TestMethod]
     public void PositionEmbeddingMatchesTheClosedForm()
     {
         // D = 8: quarter 2, omega = [1, 1/100]; channels 0-1 sin(row*w), 2-3 cos(row*w), 4-5 sin(col*w), 6-7 cos(col*w).

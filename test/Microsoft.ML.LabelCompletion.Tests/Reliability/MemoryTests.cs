@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Microsoft.ML.LabelCompletion.Benchmarks;
 using Microsoft.ML.LabelCompletion.Internal;
 
 namespace Microsoft.ML.LabelCompletion.Tests.Reliability;
@@ -6,6 +8,44 @@ namespace Microsoft.ML.LabelCompletion.Tests.Reliability;
 [TestClass]
 public sealed class MemoryTests
 {
+    [TestMethod]
+    public void MinorPageFaultsCountTheFirstTouchOfFreshPages()
+    {
+        // The infer benchmark reports page faults per image; the counter must see a fresh anonymous mapping being touched.
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.IsNull(LabelCompletionBenchmarks.MinorPageFaults(), "no /proc/self/stat: no count, not a made-up one");
+            return;
+        }
+        const int pages = 4096;
+        nint length = pages * 4096;
+        nint map = mmap(0, length, 3 /* PROT_READ | PROT_WRITE */, 0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
+        Assert.AreNotEqual((nint)(-1), map, "mmap failed");
+        try
+        {
+            madvise(map, length, 15 /* MADV_NOHUGEPAGE: one fault per 4 KiB page */);
+            long before = LabelCompletionBenchmarks.MinorPageFaults()!.Value;
+            for (int i = 0; i < pages; i++) Marshal.WriteByte(map, i * 4096, 1);
+            long after = LabelCompletionBenchmarks.MinorPageFaults()!.Value;
+            Assert.IsTrue(after - before >= pages, $"{after - before} faults counted for {pages} fresh pages");
+            for (int i = 0; i < pages; i++) Marshal.WriteByte(map, i * 4096, 2);
+            Assert.IsTrue(LabelCompletionBenchmarks.MinorPageFaults()!.Value - after < pages / 4, "touching them again does not fault");
+        }
+        finally
+        {
+            munmap(map, length);
+        }
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern nint mmap(nint address, nint length, int protection, int flags, int fd, nint offset);
+
+    [DllImport("libc")]
+    private static extern int madvise(nint address, nint length, int advice);
+
+    [DllImport("libc")]
+    private static extern int munmap(nint address, nint length);
+
     [TestMethod]
     public void StepGarbageIsCollectedOnceTheBudgetIsAllocated()
     {
