@@ -136,7 +136,7 @@ public static class LabelCompletionBenchmarks
     /// <summary>
     /// Completion of <paramref name="width"/> x <paramref name="height"/> images (padded to the patch grid, sliding windows of
     /// the training size) with the Unknown selector on protocol masks of ratio 0.5: ms per image (median of
-    /// <paramref name="repeats"/> after warm-up completions of at least 8 images), GFLOP per image from the windows actually run and the one refinement over the
+    /// <paramref name="repeats"/> after warm-up completions of at least 12 images), GFLOP per image from the windows actually run and the one refinement over the
     /// whole image, fraction of the matmul ceiling.
     /// </summary>
     public static BenchmarkRecord Infer(LabelCompletionModelSize size, int batch, int threads,
@@ -158,13 +158,18 @@ public static class LabelCompletionBenchmarks
         }
         var times = new List<double>();
         var parts = new LapTimings();
-        double ceilingBefore = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
-        // Warm-up: completions of at least 8 images whatever the batch (.NET's tiered JIT and the native heap settle; with
-        // one warm-up completion, batch 1 timed the process's first seconds and batch 8 did not).
-        int warmup = Math.Max(1, (8 + batch - 1) / batch);
+        // Warm-up in two parts around the first ceiling: completions of at least 4 images (.NET's tiered JIT settles: measured
+        // before any completion, right after the engine and the images were built, the ceiling read 112-125 GFLOP/s at batch 1
+        // in all 7 runs of session 7 against 147-163 after the timed section), the ceiling, then completions of at least 8
+        // images (the native heap settles again after the ceiling's 48 MB of matrices: timed right after them, batch 1 took
+        // 2500-6400 page faults per image against 300-1000, see docs/decisions.md, Speed). With one warm-up completion, batch 1
+        // had timed the process's first seconds and batch 8 had not.
+        int beforeCeiling = Math.Max(1, (4 + batch - 1) / batch), warmup = beforeCeiling + Math.Max(1, (8 + batch - 1) / batch);
         long? faultsBefore = null;
+        double ceilingBefore = 0;
         for (int r = 0; r < repeats + warmup; r++)
         {
+            if (r == beforeCeiling) ceilingBefore = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
             if (r == warmup) faultsBefore = MinorPageFaults();
             var sw = Stopwatch.StartNew();
             engine.Complete(examples, masks, precision: precision, timings: r >= warmup ? parts : null);

@@ -207,8 +207,12 @@ internal sealed class LabelCompletionEngine : IDisposable
             var counts = images.Select(im => zeros(1, 1, im.Whole.Height, im.Whole.Width, device: Device)).ToArray();
             var windows = images.SelectMany((im, i) => im.Windows.Select(w => (Image: i, Cut: new WindowCut(tensors[i], w.X, w.Y, w.Width, w.Height, w.PatchMask))));
             timings?.Lap("tensors_ms");
+            // Within a size, windows run in order of their visible-patch count: a forward pads every window's encoder tokens to
+            // the most visible ones of its chunk, so similar counts together waste fewer (random 50% masks on 480x360 images:
+            // 1300 → 1204 encoder tokens at batch 1, 10184 → 9376 at batch 8, for 1166 and 9310 visible; partly annotated
+            // labels, whose windows range from all known to all unknown, far more). The order is stable.
             foreach (var group in windows.GroupBy(w => (w.Cut.Width, w.Cut.Height)))
-                foreach (var chunk in group.Chunk(Math.Max(1, windowsPerForward)))
+                foreach (var chunk in group.OrderBy(w => w.Cut.PatchMask.Count(masked => !masked)).Chunk(Math.Max(1, windowsPerForward)))
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     using var scope = NewDisposeScope();

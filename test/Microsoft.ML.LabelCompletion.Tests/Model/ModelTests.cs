@@ -133,6 +133,38 @@ public sealed class ModelTests
     }
 
     [TestMethod]
+    public void CompletionDoesNotDependOnHowWindowsAreGroupedIntoForwards()
+    {
+        // Windows run sorted by their visible-patch count, several per forward, padded to the most visible of the chunk; one
+        // window per forward has no padding at all. Two images whose windows range from almost all known to almost all hidden
+        // (so that sorting regroups them and padding is large) must complete the same either way.
+        var options = ModelTestData.TinyOptions();
+        options.PixelRefinementChannels = 8;
+        var config = LmaeConfig.FromOptions(options);
+        using var engine = LabelCompletionEngine.Create(config, 4, CPU);
+        var scenes = ModelTestData.Scenes(2, 64, 48, 9);
+        var (rows, columns) = MaskSelector.Grid(64, 48, 8);
+        var masks = new List<bool[]>();
+        var examples = new List<SegmentationExample>();
+        for (int i = 0; i < scenes.Count; i++)
+        {
+            // Hidden share rises from left to right: the left windows see most patches, the right ones few.
+            var random = new Random(i);
+            var mask = Enumerable.Range(0, rows * columns).Select(k => random.NextDouble() < (k % columns + 0.5) / columns).ToArray();
+            masks.Add(mask);
+            examples.Add(scenes[i] with { Label = MaskSelector.Apply(scenes[i].Label, mask, 8, 255) });
+        }
+        var grouped = engine.Complete(examples, masks, windowsPerForward: 3);
+        var single = engine.Complete(examples, masks, windowsPerForward: 1);
+        for (int i = 0; i < examples.Count; i++)
+        {
+            CollectionAssert.AreEqual(single[i].Completed.Values, grouped[i].Completed.Values, $"image {i}");
+            for (int k = 0; k < single[i].Confidence.Length; k++)
+                Assert.AreEqual(single[i].Confidence[k], grouped[i].Confidence[k], 1e-5f, $"image {i}, pixel {k}");
+        }
+    }
+
+    [TestMethod]
     public void WindowsCutFromImageTensorsGiveTheInputsOfCopiedWindows()
     {
         var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 8, DirectionalPrior = true };
