@@ -165,17 +165,17 @@ public static class LabelCompletionBenchmarks
         // 2500-6400 page faults per image against 300-1000, see docs/decisions.md, Speed). With one warm-up completion, batch 1
         // had timed the process's first seconds and batch 8 had not.
         int beforeCeiling = Math.Max(1, (4 + batch - 1) / batch), warmup = beforeCeiling + Math.Max(1, (8 + batch - 1) / batch);
-        long? faultsBefore = null;
+        (long Minor, long Major)? faultsBefore = null;
         double ceilingBefore = 0;
         for (int r = 0; r < repeats + warmup; r++)
         {
             if (r == beforeCeiling) ceilingBefore = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
-            if (r == warmup) faultsBefore = MinorPageFaults();
+            if (r == warmup) faultsBefore = PageFaults();
             var sw = Stopwatch.StartNew();
             engine.Complete(examples, masks, precision: precision, timings: r >= warmup ? parts : null);
             if (r >= warmup) times.Add(sw.Elapsed.TotalSeconds);
         }
-        long? faultsAfter = MinorPageFaults();
+        var faultsAfter = PageFaults();
         double ceilingAfter = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
         double PerImage(string part) => parts.Milliseconds.GetValueOrDefault(part) / repeats / batch;
         double msPerImage = Median(times) * 1000 / batch;
@@ -198,24 +198,32 @@ public static class LabelCompletionBenchmarks
             .Add("prepare_ms", PerImage("prepare_ms")).Add("tensors_ms", PerImage("tensors_ms"))
             .Add("network_ms", PerImage("network_ms")).Add("accumulate_ms", PerImage("accumulate_ms"))
             .Add("refinement_ms", PerImage("refinement_ms")).Add("decide_ms", PerImage("decide_ms"));
-        return faultsAfter - faultsBefore is long faults ? record.Add("page_faults_per_image", faults / (double)(repeats * batch)) : record;
+        if (faultsBefore is var (minorBefore, majorBefore) && faultsAfter is var (minorAfter, majorAfter))
+        {
+            record.Add("page_faults_per_image", (minorAfter - minorBefore) / (double)(repeats * batch))
+                .Add("major_page_faults_per_image", (majorAfter - majorBefore) / (double)(repeats * batch));
+        }
+        return record;
     }
 
     /// <summary>
-    /// The process's minor page faults so far (Linux: <c>/proc/self/stat</c>), or null elsewhere. The infer benchmark reports
-    /// them per timed image: on the development VM a first touch of a page cost 13-17 µs, and a timed completion whose
-    /// native heap had to grow (fragmentation: a full-resolution refinement buffer fitting no free chunk) ran its refinement
-    /// up to twice as long, so the count tells such a run from a slow CPU (docs/decisions.md, Speed).
+    /// The process's minor and major page faults so far (Linux: <c>/proc/self/stat</c>), or null elsewhere. The infer
+    /// benchmark reports them per timed image: on the development VM a first touch of a page cost 13-17 µs, and a timed
+    /// completion whose native heap had to grow (fragmentation: a full-resolution refinement buffer fitting no free chunk) ran
+    /// its refinement up to twice as long; major faults are pages read back from disk (that VM's kernel pages out cold file
+    /// pages, libtorch's code among them). The counts tell such a run from a slow CPU (docs/decisions.md, Speed).
     /// </summary>
-    internal static long? MinorPageFaults()
+    internal static (long Minor, long Major)? PageFaults()
     {
         if (!OperatingSystem.IsLinux()) return null;
         try
         {
             string stat = File.ReadAllText("/proc/self/stat");
-            // Fields after the command name (which may hold spaces): state ppid pgrp session tty_nr tpgid flags minflt ...
+            // Fields after the command name (which may hold spaces): state ppid pgrp session tty_nr tpgid flags minflt
+            // cminflt majflt ...
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return long.Parse(fields[7], System.Globalization.CultureInfo.InvariantCulture);
+            return (long.Parse(fields[7], System.Globalization.CultureInfo.InvariantCulture),
+                long.Parse(fields[9], System.Globalization.CultureInfo.InvariantCulture));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
         {

@@ -9,12 +9,12 @@ namespace Microsoft.ML.LabelCompletion.Tests.Reliability;
 public sealed class MemoryTests
 {
     [TestMethod]
-    public void MinorPageFaultsCountTheFirstTouchOfFreshPages()
+    public void PageFaultsCountTheFirstTouchOfFreshPages()
     {
         // The infer benchmark reports page faults per image; the counter must see a fresh anonymous mapping being touched.
         if (!OperatingSystem.IsLinux())
         {
-            Assert.IsNull(LabelCompletionBenchmarks.MinorPageFaults(), "no /proc/self/stat: no count, not a made-up one");
+            Assert.IsNull(LabelCompletionBenchmarks.PageFaults(), "no /proc/self/stat: no count, not a made-up one");
             return;
         }
         const int pages = 4096;
@@ -24,12 +24,12 @@ public sealed class MemoryTests
         try
         {
             madvise(map, length, 15 /* MADV_NOHUGEPAGE: one fault per 4 KiB page */);
-            long before = LabelCompletionBenchmarks.MinorPageFaults()!.Value;
+            long before = LabelCompletionBenchmarks.PageFaults()!.Value.Minor;
             for (int i = 0; i < pages; i++) Marshal.WriteByte(map, i * 4096, 1);
-            long after = LabelCompletionBenchmarks.MinorPageFaults()!.Value;
+            long after = LabelCompletionBenchmarks.PageFaults()!.Value.Minor;
             Assert.IsTrue(after - before >= pages, $"{after - before} faults counted for {pages} fresh pages");
             for (int i = 0; i < pages; i++) Marshal.WriteByte(map, i * 4096, 2);
-            Assert.IsTrue(LabelCompletionBenchmarks.MinorPageFaults()!.Value - after < pages / 4, "touching them again does not fault");
+            Assert.IsTrue(LabelCompletionBenchmarks.PageFaults()!.Value.Minor - after < pages / 4, "touching them again does not fault");
         }
         finally
         {
