@@ -252,7 +252,7 @@ public sealed class LabelCompletionOptions
     /// <summary>Seed of the <see cref="MaskSelectorMode.Random"/> selector (masks are reproducible per row). Default 0.</summary>
     public int MaskSeed;
 
-    /// <summary>Windows run through the network at once by <c>Transform</c>. Default 8.</summary>
+    /// <summary>Rows (images) that <c>Transform</c> completes in one call (their windows run through the network 8 at a time). Default 8.</summary>
     public int InferenceBatchSize = 8;
 
     /// <summary>Overlap of neighbouring inference windows as a share of the window (probabilities are averaged). Default 0.5.</summary>

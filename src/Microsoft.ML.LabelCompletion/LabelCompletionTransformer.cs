@@ -133,11 +133,42 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(label);
         ThrowIfDisposed();
-        image.Validate("image");
+        return CompleteBatch([Checked(image, label, "image", "label", nameof(label))], [0])[0];
+    }
+
+    /// <summary>
+    /// Completes several label maps in one call, as <see cref="Transform(IDataView)"/> does for rows at positions 0, 1, …:
+    /// the windows of all of them share the network's forwards (8 windows each, sorted by how many patches they see), a
+    /// little faster than one <see cref="Complete(RgbImage, LabelMap)"/> call per image (16 synthetic 480x360
+    /// images in calls of 8 on the 2-core development VM: 299-323 against 327-345 ms per image in four alternating rounds).
+    /// Each result equals that image's single-image completion up to float rounding (the window logits are summed in
+    /// another order).
+    /// </summary>
+    /// <param name="rows">The images and their label maps (same size each; unknown pixels holding
+    /// <see cref="LabelCompletionOptions.UnknownLabel"/>). A row that is not valid is named by its index in the error.</param>
+    /// <returns>One result per row, in order.</returns>
+    public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<(RgbImage Image, LabelMap Label)> rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        ThrowIfDisposed();
+        if (rows.Count == 0) return [];
+        var batch = rows.Select((row, i) =>
+        {
+            if (row.Image is null || row.Label is null)
+                throw new ArgumentException($"Row {i}: the image and the label map must not be null.", nameof(rows));
+            return Checked(row.Image, row.Label, $"row {i}: image", $"row {i}: label", nameof(rows));
+        }).ToArray();
+        return CompleteBatch(batch, Enumerable.Range(0, rows.Count).Select(i => (long)i).ToArray());
+    }
+
+    /// <summary>Validates one image and its label map (sizes, class values) and pairs them for the engine.</summary>
+    private SegmentationExample Checked(RgbImage image, LabelMap label, string imageSource, string labelSource, string parameter)
+    {
+        image.Validate(imageSource);
         if (label.Width != image.Width || label.Height != image.Height)
-            throw new ArgumentException($"The label map is {label.Width}x{label.Height} but the image is {image.Width}x{image.Height}.", nameof(label));
-        label.Validate(NumberOfClasses, _options.UnknownLabel, "label");
-        return CompleteBatch(new[] { new SegmentationExample(image, label, "image") }, new long[] { 0 })[0];
+            throw new ArgumentException($"{labelSource}: the label map is {label.Width}x{label.Height} but the image is {image.Width}x{image.Height}.", parameter);
+        label.Validate(NumberOfClasses, _options.UnknownLabel, labelSource);
+        return new SegmentationExample(image, label, imageSource);
     }
 
     /// <summary>Releases the network's tensors (shared networks are released by the transformer that trained or loaded them).</summary>

@@ -127,6 +127,45 @@ public sealed class TransformTests
     }
 
     [TestMethod]
+    public void CompleteSeveralImages_MatchesCompletingEachAndNamesABadRow()
+    {
+        var data = IntegrationFixture.Data;
+        var model = IntegrationFixture.Model;
+        var rows = data.Rows.Take(4).Select(sample =>
+        {
+            using var image = MLImage.CreateFromFile(sample.ImagePath);
+            var rgb = new byte[sample.Width * sample.Height * 3];
+            var pixels = image.Pixels;
+            bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
+            for (int i = 0; i < sample.Width * sample.Height; i++)
+            {
+                rgb[3 * i] = pixels[4 * i + (bgra ? 2 : 0)];
+                rgb[3 * i + 1] = pixels[4 * i + 1];
+                rgb[3 * i + 2] = pixels[4 * i + (bgra ? 0 : 2)];
+            }
+            return (Image: new RgbImage(sample.Width, sample.Height, rgb), Label: new LabelMap(sample.Width, sample.Height, sample.Label));
+        }).ToList();
+        Assert.IsTrue(rows.Any(r => r.Label.Values.Contains(SyntheticSegmentationData.Unknown)), "the rows have pixels to complete");
+        var together = model.Complete(rows);
+        Assert.AreEqual(rows.Count, together.Count);
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var alone = model.Complete(rows[r].Image, rows[r].Label);
+            CollectionAssert.AreEqual(alone.Completed.Values, together[r].Completed.Values, $"row {r}");
+            CollectionAssert.AreEqual(alone.CompletionMask, together[r].CompletionMask, $"row {r}");
+            for (int i = 0; i < alone.Confidence.Length; i++)
+                Assert.AreEqual(alone.Confidence[i], together[r].Confidence[i], 1e-5f, $"row {r} pixel {i}");
+        }
+        Assert.AreEqual(0, model.Complete(new List<(RgbImage, LabelMap)>()).Count);
+
+        var broken = rows.ToList();
+        broken[2] = (broken[2].Image, new LabelMap(broken[2].Label.Width - 1, broken[2].Label.Height, new byte[(broken[2].Label.Width - 1) * broken[2].Label.Height]));
+        var error = Assert.ThrowsExactly<ArgumentException>(() => model.Complete(broken));
+        StringAssert.Contains(error.Message, "row 2");
+        StringAssert.Contains(error.Message, "but the image is");
+    }
+
+    [TestMethod]
     public void BadRows_FailNamingTheRowAndTheProblem()
     {
         var data = IntegrationFixture.Data;
