@@ -107,17 +107,7 @@ public sealed class TransformTests
         var data = IntegrationFixture.Data;
         var model = IntegrationFixture.Model;
         var sample = data.Rows[0];
-        using var image = MLImage.CreateFromFile(sample.ImagePath);
-        var rgb = new byte[sample.Width * sample.Height * 3];
-        var pixels = image.Pixels;
-        bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
-        for (int i = 0; i < sample.Width * sample.Height; i++)
-        {
-            rgb[3 * i] = pixels[4 * i + (bgra ? 2 : 0)];
-            rgb[3 * i + 1] = pixels[4 * i + 1];
-            rgb[3 * i + 2] = pixels[4 * i + (bgra ? 0 : 2)];
-        }
-        var result = model.Complete(new RgbImage(sample.Width, sample.Height, rgb), new LabelMap(sample.Width, sample.Height, sample.Label));
+        var result = model.Complete(ReadRgb(sample.ImagePath, sample.Width, sample.Height), new LabelMap(sample.Width, sample.Height, sample.Label));
         var viaTransform = IntegrationFixture.ReadOutputs(model.Transform(data.ImageData(IntegrationFixture.Context)))[0];
         CollectionAssert.AreEqual(viaTransform.Completed, result.Completed.Values);
         CollectionAssert.AreEqual(viaTransform.Mask, result.CompletionMask);
@@ -131,20 +121,9 @@ public sealed class TransformTests
     {
         var data = IntegrationFixture.Data;
         var model = IntegrationFixture.Model;
-        var rows = data.Rows.Take(4).Select(sample =>
-        {
-            using var image = MLImage.CreateFromFile(sample.ImagePath);
-            var rgb = new byte[sample.Width * sample.Height * 3];
-            var pixels = image.Pixels;
-            bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
-            for (int i = 0; i < sample.Width * sample.Height; i++)
-            {
-                rgb[3 * i] = pixels[4 * i + (bgra ? 2 : 0)];
-                rgb[3 * i + 1] = pixels[4 * i + 1];
-                rgb[3 * i + 2] = pixels[4 * i + (bgra ? 0 : 2)];
-            }
-            return (Image: new RgbImage(sample.Width, sample.Height, rgb), Label: new LabelMap(sample.Width, sample.Height, sample.Label));
-        }).ToList();
+        var rows = data.Rows.Take(4)
+            .Select(sample => (Image: ReadRgb(sample.ImagePath, sample.Width, sample.Height), Label: new LabelMap(sample.Width, sample.Height, sample.Label)))
+            .ToList();
         Assert.IsTrue(rows.Any(r => r.Label.Values.Contains(SyntheticSegmentationData.Unknown)), "the rows have pixels to complete");
         var together = model.Complete(rows);
         Assert.AreEqual(rows.Count, together.Count);
@@ -163,6 +142,22 @@ public sealed class TransformTests
         var error = Assert.ThrowsExactly<ArgumentException>(() => model.Complete(broken));
         StringAssert.Contains(error.Message, "row 2");
         StringAssert.Contains(error.Message, "but the image is");
+    }
+
+    /// <summary>The image file's pixels as interleaved RGB (MLImage decodes to BGRA or RGBA).</summary>
+    private static RgbImage ReadRgb(string path, int width, int height)
+    {
+        using var image = MLImage.CreateFromFile(path);
+        var rgb = new byte[width * height * 3];
+        var pixels = image.Pixels;
+        bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
+        for (int i = 0; i < width * height; i++)
+        {
+            rgb[3 * i] = pixels[4 * i + (bgra ? 2 : 0)];
+            rgb[3 * i + 1] = pixels[4 * i + 1];
+            rgb[3 * i + 2] = pixels[4 * i + (bgra ? 0 : 2)];
+        }
+        return new RgbImage(width, height, rgb);
     }
 
     [TestMethod]
