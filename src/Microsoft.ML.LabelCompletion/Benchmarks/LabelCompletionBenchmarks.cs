@@ -100,7 +100,7 @@ public static class LabelCompletionBenchmarks
     /// Training step of <paramref name="size"/> on synthetic scenes of <paramref name="crop"/> pixels: ms per image (median of
     /// <paramref name="steps"/> steps after <paramref name="warmup"/>), model GFLOP per image (forward + backward ≈ 3x forward),
     /// achieved GFLOP/s, its fraction of the FP32 matmul ceiling (see <see cref="CeilingRepeats"/>), the share of wall time waiting
-    /// on data, peak RSS.
+    /// on data, peak RSS of this benchmark (<see cref="ResetPeakRss"/>; <c>peak_rss_scope</c> says <c>process</c> where it could not be reset).
     /// </summary>
     public static BenchmarkRecord Train(LabelCompletionModelSize size, int batch, double maskRatio, int threads,
         int crop = 224, int steps = 10, int warmup = 3, int seed = 0, string? name = null,
@@ -112,6 +112,10 @@ public static class LabelCompletionBenchmarks
             TrainingSize = crop, Epochs = 1, ClassWeighting = ClassWeighting.None, Precision = precision,
         };
         var config = LmaeConfig.FromOptions(options);
+        // The peak of this run only: earlier benchmarks' free memory back to the kernel first (after the Paper step, 4 GiB of
+        // free native heap would otherwise count as the next Small run's peak), then the high-water mark reset.
+        Internal.NativeHeapTuning.ReleaseGarbage();
+        bool peakOfThisRun = ResetPeakRss();
         var examples = SyntheticExamples((warmup + steps) * batch, 480, 360, seed, config.NumberOfClasses);
         var stamps = new List<double>();
         double ceilingBefore = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
@@ -130,7 +134,7 @@ public static class LabelCompletionBenchmarks
             .Add("matmul_gflop_per_s", (ceilingBefore + ceilingAfter) / 2).Add("matmul_before", ceilingBefore).Add("matmul_after", ceilingAfter)
             .Add("fraction_of_matmul", achieved / ((ceilingBefore + ceilingAfter) / 2))
             .Add("data_wait_share", total > 0 ? engine.DataWaitSeconds / total : 0.0)
-            .Add("peak_rss_mb", Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0);
+            .Add("peak_rss_mb", PeakRssMiB()).Add("peak_rss_scope", peakOfThisRun ? "benchmark" : "process");
     }
 
     /// <summary>
@@ -229,6 +233,50 @@ public static class LabelCompletionBenchmarks
         {
             return null;
         }
+    }
+
+    /// <summary>
+    /// Resets the process's peak resident set (Linux: writes <c>5</c> to <c>/proc/self/clear_refs</c>, which sets
+    /// <c>VmHWM</c> to the current RSS), so that the next <see cref="PeakRssMiB"/> is the peak of what runs in between and not
+    /// of an earlier benchmark of the same process (<c>lmae bench</c> runs Paper at 6 GiB before the Small mask-ratio steps).
+    /// False where it cannot be reset; the peak is then the process's.
+    /// </summary>
+    internal static bool ResetPeakRss()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            File.WriteAllText("/proc/self/clear_refs", "5");
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Peak resident set in MiB since the process started or since the last <see cref="ResetPeakRss"/> (Linux:
+    /// <c>VmHWM</c> of <c>/proc/self/status</c>; elsewhere the process's peak working set).
+    /// </summary>
+    internal static double PeakRssMiB()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                foreach (var line in File.ReadLines("/proc/self/status"))
+                {
+                    if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) continue;
+                    var kb = line["VmHWM:".Length..].Trim().Split(' ')[0];
+                    return long.Parse(kb, CultureInfo.InvariantCulture) / 1024.0;
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+            {
+            }
+        }
+        return Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
     }
 
     /// <summary>

@@ -37,6 +37,40 @@ public sealed class MemoryTests
         }
     }
 
+    [TestMethod]
+    public void PeakRssIsThePeakSinceTheLastReset()
+    {
+        // The train, paper and ratios benchmarks report the peak RSS of their own run: a Paper step at 6 GiB earlier in the
+        // same process must not show up as the peak of a later Small step.
+        if (!OperatingSystem.IsLinux())
+        {
+            Assert.IsFalse(LabelCompletionBenchmarks.ResetPeakRss(), "no /proc/self/clear_refs: the peak stays the process's");
+            return;
+        }
+        const int pages = 64 * 1024;                               // 256 MiB
+        nint length = (nint)pages * 4096;
+        nint map = mmap(0, length, 3 /* PROT_READ | PROT_WRITE */, 0x22 /* MAP_PRIVATE | MAP_ANONYMOUS */, -1, 0);
+        Assert.AreNotEqual((nint)(-1), map, "mmap failed");
+        try
+        {
+            for (int i = 0; i < pages; i++) Marshal.WriteByte(map + (nint)i * 4096, 1);
+        }
+        finally
+        {
+            munmap(map, length);
+        }
+        // Compared with the resident set after the unmapping (other memory of the test process may come and go meanwhile).
+        double kept = LabelCompletionBenchmarks.PeakRssMiB() - ResidentMiB();
+        Assert.IsTrue(kept > 200, $"without a reset the peak keeps the freed 256 MiB mapping: {kept:F0} MiB above the resident set");
+        Assert.IsTrue(LabelCompletionBenchmarks.ResetPeakRss(), "VmHWM can be reset on Linux");
+        double after = LabelCompletionBenchmarks.PeakRssMiB() - ResidentMiB();
+        Assert.IsTrue(after < 50, $"after the reset the peak is {after:F0} MiB above the resident set");
+    }
+
+    private static double ResidentMiB() =>
+        long.Parse(File.ReadLines("/proc/self/status").First(l => l.StartsWith("VmRSS:", StringComparison.Ordinal))["VmRSS:".Length..]
+            .Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) / 1024.0;
+
     [DllImport("libc", SetLastError = true)]
     private static extern nint mmap(nint address, nint length, int protection, int flags, int fd, nint offset);
 
