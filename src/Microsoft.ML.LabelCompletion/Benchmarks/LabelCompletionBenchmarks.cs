@@ -256,28 +256,10 @@ public static class LabelCompletionBenchmarks
     }
 
     /// <summary>
-    /// Peak resident set in MiB since the process started or since the last <see cref="ResetPeakRss"/> (Linux:
-    /// <c>VmHWM</c> of <c>/proc/self/status</c>; elsewhere the process's peak working set).
+    /// Peak resident set in MiB since the process started or since the last <see cref="ResetPeakRss"/> (the process's peak
+    /// working set: on Linux .NET reads it from <c>VmHWM</c> in <c>/proc/self/status</c>, which the reset lowers).
     /// </summary>
-    internal static double PeakRssMiB()
-    {
-        if (OperatingSystem.IsLinux())
-        {
-            try
-            {
-                foreach (var line in File.ReadLines("/proc/self/status"))
-                {
-                    if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) continue;
-                    var kb = line["VmHWM:".Length..].Trim().Split(' ')[0];
-                    return long.Parse(kb, CultureInfo.InvariantCulture) / 1024.0;
-                }
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
-            {
-            }
-        }
-        return Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
-    }
+    internal static double PeakRssMiB() => Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0;
 
     /// <summary>
     /// Where a training step's time goes (median ms per batch of <paramref name="repeats"/> after warm-up): data preparation
