@@ -30,7 +30,11 @@ namespace Microsoft.ML.LabelCompletion;
 /// <see cref="Transform(IDataView)"/> is lazy: rows are read and completed only when a cursor asks for an output column,
 /// <see cref="LabelCompletionOptions.InferenceBatchSize"/> rows at a time, never the whole data set at once. Patches are
 /// masked by the Mask Selector chosen in <see cref="LabelCompletionOptions.MaskSelector"/>; the <c>Random</c> selector is
-/// seeded by <see cref="LabelCompletionOptions.MaskSeed"/> and the row's position, so it is reproducible per row.
+/// seeded by <see cref="LabelCompletionOptions.MaskSeed"/> and the row's position, so it is reproducible per row. A masked
+/// patch is hidden from every input the network reads (label, label prior, directional planes) and all its pixels take the
+/// network's prediction, as unknown pixels do; the completion mask marks exactly those pixels. With the <c>Background</c>
+/// or <c>Random</c> selector on a complete label this re-predicts known labels, so <c>Evaluate(Transform(data))</c>
+/// measures the model.
 /// </para>
 /// <para>
 /// <c>mlContext.Model.Save</c> stores the network configuration, every option and the weights inside the standard ML.NET

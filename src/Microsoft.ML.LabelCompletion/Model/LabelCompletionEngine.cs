@@ -11,9 +11,9 @@ namespace Microsoft.ML.LabelCompletion.Model;
 public sealed record SegmentationExample(RgbImage Image, LabelMap Label, string Source);
 
 /// <summary>What completion returns for one image.</summary>
-/// <param name="Completed">Input label where known, the network's argmax where the pixel lay in a masked patch or was unknown.</param>
+/// <param name="Completed">The network's argmax where the pixel lay in a masked patch or was unknown; the input label elsewhere.</param>
 /// <param name="Confidence">Per pixel, the max softmax probability where the network decided; 1 where the input label was kept.</param>
-/// <param name="CompletionMask">Per pixel, <c>true</c> where the pixel lay in a masked patch.</param>
+/// <param name="CompletionMask">Per pixel, <c>true</c> exactly where the value came from the network (a masked patch or an unknown pixel).</param>
 public sealed record CompletionResult(LabelMap Completed, float[] Confidence, bool[] CompletionMask);
 
 /// <summary>Progress of training, reported once per step and once per epoch.</summary>
@@ -125,15 +125,16 @@ internal sealed class LabelCompletionEngine : IDisposable
 
     /// <summary>
     /// Completes a batch of images. <paramref name="patchMasks"/>[i] is the Mask Selector's choice for image i on the grid of
-    /// <see cref="LmaeConfig.PatchSize"/> (see <see cref="MaskSelector"/>). Pixels that are unknown, and with
-    /// <paramref name="replaceKnownInMaskedPatches"/> every pixel of a masked patch, take the network's prediction; the rest
-    /// keep the input. Large images run as overlapping windows of the training size; the patch decoder's logits are averaged
+    /// <see cref="LmaeConfig.PatchSize"/> (see <see cref="MaskSelector"/>). Hidden means hidden, whatever the selector: the
+    /// label pixels of a masked patch are removed before any input is derived from the label (the input label, the label
+    /// prior, the directional planes), and every pixel of a masked patch, like every unknown pixel, takes the network's
+    /// prediction; the other pixels keep the input. Large images run as overlapping windows of the training size; the patch decoder's logits are averaged
     /// where windows overlap, and the <see cref="PixelRefinement"/> then runs once over the whole image (a convolution needs no
     /// windows: this saves the refinement's repeated work in overlaps, about half the FLOPs of a 480x360 completion).
     /// Runs under no_grad/eval, in <paramref name="precision"/> (<see cref="Autocast"/>); safe to call from several threads.
     /// </summary>
     public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks,
-        CancellationToken cancellationToken = default, bool replaceKnownInMaskedPatches = false, int windowsPerForward = 8,
+        CancellationToken cancellationToken = default, int windowsPerForward = 8,
         LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, LapTimings? timings = null)
     {
         ArgumentNullException.ThrowIfNull(batch);
@@ -174,11 +175,10 @@ internal sealed class LabelCompletionEngine : IDisposable
             int pw = columns * p, ph = rows * p;
             var (image, label) = WindowBatch.Crop(example.Image, example.Label, 0, 0, pw, ph, unknown);
             var input = MaskSelector.Apply(label, patchMasks[i], p, unknown);
-            var priorSource = replaceKnownInMaskedPatches ? input : label;
             byte[]? prior = null, directional = null;
             Parallel.Invoke(parallel,
-                () => prior = Config.LabelPrior == LabelPriorMode.None ? null : Evaluation.NearestKnownFill.Fill(priorSource, unknown).Values,
-                () => directional = Config.DirectionalPrior ? DirectionalFill.Compute(priorSource.Values, pw, ph, unknown) : null);
+                () => prior = Config.LabelPrior == LabelPriorMode.None ? null : Evaluation.NearestKnownFill.Fill(input, unknown).Values,
+                () => directional = Config.DirectionalPrior ? DirectionalFill.Compute(input.Values, pw, ph, unknown) : null);
             var whole = new WindowSample
             {
                 Width = pw, Height = ph, Rgb = image.Pixels, InputLabel = input.Values, PatchMask = patchMasks[i],
@@ -248,7 +248,7 @@ internal sealed class LabelCompletionEngine : IDisposable
                 timings?.Lap("refinement_ms");
                 // 4. Decide per pixel.
                 results[i] = Decide(batch[i], whole.Width, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes),
-                    classes.bytes, patchMasks[i], replaceKnownInMaskedPatches);
+                    classes.bytes, patchMasks[i]);
                 timings?.Lap("decide_ms");
             }
         }
@@ -312,11 +312,11 @@ internal sealed class LabelCompletionEngine : IDisposable
 
     /// <summary>
     /// The completed label of one image: the network's class (<paramref name="best"/>, <paramref name="probability"/>, over
-    /// the padded image <paramref name="paddedWidth"/> wide) where the input is unknown or, with <paramref name="replaceKnown"/>,
-    /// in a masked patch; the input label elsewhere.
+    /// the padded image <paramref name="paddedWidth"/> wide) where the input is unknown or in a masked patch; the input label
+    /// elsewhere. The completion mask marks exactly the pixels whose value came from the network.
     /// </summary>
     private CompletionResult Decide(SegmentationExample example, int paddedWidth, ReadOnlySpan<float> probability, ReadOnlySpan<byte> best,
-        bool[] patchMask, bool replaceKnown)
+        bool[] patchMask)
     {
         int w = example.Image.Width, h = example.Image.Height, p = Config.PatchSize, columns = paddedWidth / p;
         byte unknown = Config.UnknownLabel;
@@ -331,8 +331,8 @@ internal sealed class LabelCompletionEngine : IDisposable
                 int i = y * w + x, j = y * paddedWidth + x;
                 byte input = example.Label.Values[i];
                 bool masked = patchMask[row + x / p];
-                bool predict = input == unknown || (replaceKnown && masked);
-                completionMask[i] = masked || input == unknown;
+                bool predict = input == unknown || masked;
+                completionMask[i] = predict;
                 values[i] = predict ? best[j] : input;
                 confidence[i] = predict ? probability[j] : 1f;
             }

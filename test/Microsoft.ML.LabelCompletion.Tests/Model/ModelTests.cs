@@ -12,7 +12,7 @@ public sealed class ModelTests
     [DataRow(32, 32, 1)]
     [DataRow(45, 27, 2)]   // not multiples of p = 8
     [DataRow(70, 50, 3)]   // larger than the 32 training window: sliding windows
-    public void CompletionKeepsTheInputSizeAndFillsUnknownPixels(int width, int height, int batch)
+    public void CompletionKeepsTheInputSizeAndPredictsHiddenPixels(int width, int height, int batch)
     {
         var options = ModelTestData.TinyOptions();
         using var engine = LabelCompletionEngine.Create(LmaeConfig.FromOptions(options), 1, CPU);
@@ -33,18 +33,19 @@ public sealed class ModelTests
             Assert.AreEqual(height, r.Completed.Height);
             Assert.AreEqual(width * height, r.Confidence.Length);
             Assert.AreEqual(width * height, r.CompletionMask.Length);
+            var hidden = MaskSelector.ToPixelMask(masks[b], width, height, 8);
             for (int i = 0; i < width * height; i++)
             {
                 byte input = examples[b].Label.Values[i];
-                if (input == 255)
+                Assert.AreEqual(hidden[i], r.CompletionMask[i], "the completion mask is the pixels of the masked patches");
+                if (hidden[i])
                 {
-                    Assert.IsTrue(r.Completed.Values[i] < 6, "unknown pixel not filled");
-                    Assert.IsTrue(r.CompletionMask[i]);
+                    Assert.IsTrue(r.Completed.Values[i] < 6, "hidden pixel not predicted");
                     Assert.IsTrue(r.Confidence[i] > 0 && r.Confidence[i] <= 1.0001f);
                 }
                 else
                 {
-                    Assert.AreEqual(input, r.Completed.Values[i], "known pixel changed");
+                    Assert.AreEqual(input, r.Completed.Values[i], "visible known pixel changed");
                 }
             }
         }

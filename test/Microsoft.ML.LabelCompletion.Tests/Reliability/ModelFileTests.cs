@@ -203,7 +203,8 @@ public sealed class ModelFileTests
     public void FormatVersion2Model_StillLoadsAsFloat32_WithIdenticalOutputs()
     {
         // Saved by the library at commit 4330339 (format version 2: no precision; pixel refinement with the directional
-        // prior), with the outputs that library produced on the two 16x16 scenes with hidden pixels (v2-label*.bin).
+        // prior). The expected outputs on the two 16x16 scenes with unknown pixels (v2-label*.bin) are those of the Unknown
+        // selector with hidden patches hidden from every input (their known pixels re-predicted too).
         string folder = Path.Combine(AppContext.BaseDirectory, "Reliability", "Fixtures");
         var ml = new MLContext(seed: 1);
         using var model = (LabelCompletionTransformer)ml.Model.Load(Path.Combine(folder, "lmae-format2.zip"), out _);

@@ -53,17 +53,21 @@ public sealed class PropertyTests
     }
 
     [TestMethod]
-    public void Completion_KeepsEveryKnownPixel_AndFillsEveryUnknownOne()
+    public void Completion_KeepsEveryKnownPixelOutsideHiddenPatches_AndPredictsEveryHiddenOne()
     {
         var options = new LabelCompletionOptions { NumberOfClasses = Classes, ModelSize = LabelCompletionModelSize.Tiny, TrainingSize = 16, NumberOfThreads = 1 };
         using var model = ModelFileTests.NewModel(new MLContext(seed: 1), options);
+        int p = model.Configuration.PatchSize;
         PartlyUnknownLabels.Sample(label =>
         {
             var result = model.Complete(ImageFor(label, label.Values.Length), label);
+            // The Unknown selector hides every patch that holds an unknown pixel: exactly those pixels come from the network.
+            var hidden = MaskSelector.ToPixelMask(MaskSelector.Unknown(label, p, Unknown), label.Width, label.Height, p);
             for (int i = 0; i < label.Values.Length; i++)
             {
-                if (label.Values[i] != Unknown && result.Completed.Values[i] != label.Values[i]) return false;
-                if (label.Values[i] == Unknown && (result.Completed.Values[i] >= Classes || !result.CompletionMask[i])) return false;
+                if (result.CompletionMask[i] != hidden[i]) return false;
+                if (!hidden[i] && result.Completed.Values[i] != label.Values[i]) return false;
+                if (hidden[i] && result.Completed.Values[i] >= Classes) return false;
                 if (!(result.Confidence[i] > 0 && result.Confidence[i] <= 1)) return false;
             }
             return true;
