@@ -14,6 +14,9 @@ internal static class BenchCommand
     /// <summary>The benchmarks, in the order they run.</summary>
     public static readonly string[] Benchmarks = ["matmul", "model", "train", "infer", "pipeline", "paper", "profile", "ratios"];
 
+    /// <summary>The switch that leaves the process tuning off (read by <see cref="Program.Main"/> before the tool starts).</summary>
+    public const string LibraryDefaultsOption = "--library-defaults";
+
     public static System.CommandLine.Command Create(CliConsole console)
     {
         var only = new Option<string>("--only")
@@ -33,11 +36,15 @@ internal static class BenchCommand
         var format = new Option<string?>("--format") { Description = "pipeline: layout of --data (camvid, voc, cityscapes, pairs)." };
         var split = CommonOptions.Split("train");
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic inputs. Default 0.", DefaultValueFactory = _ => 0 };
+        var libraryDefaults = new Option<bool>(LibraryDefaultsOption)
+        {
+            Description = "Measure with the library's defaults: without the process tuning (allocator, NNPACK, garbage collections) that lmae applies.",
+        };
         var precision = CommonOptions.Precision("train, infer, paper, profile and ratios; matmul then also measures its bf16 ceiling. Default fp32.");
 
         var command = new System.CommandLine.Command("bench", "Run benchmarks; print one JSON line per result (DESIGN.md §6).")
         {
-            only, threads, config, batch, repeats, data, format, split, seed, precision,
+            only, threads, config, batch, repeats, data, format, split, seed, precision, libraryDefaults,
         };
         command.SetAction(parse =>
         {

@@ -12,8 +12,8 @@ public sealed class BenchmarkRecord
 {
     private readonly List<KeyValuePair<string, object>> _fields = new();
 
-    /// <summary>Creates a record for benchmark <paramref name="bench"/>.</summary>
-    public BenchmarkRecord(string bench) => Add("bench", bench);
+    /// <summary>Creates a record for benchmark <paramref name="bench"/>, with whether the process tuning was applied.</summary>
+    public BenchmarkRecord(string bench) => Add("bench", bench).Add("process_tuning", LabelCompletionProcessTuning.Applied);
 
     /// <summary>The fields in insertion order.</summary>
     public IReadOnlyList<KeyValuePair<string, object>> Fields => _fields;
@@ -69,7 +69,6 @@ public static class LabelCompletionBenchmarks
     public static BenchmarkRecord Matmul(int threads, int size = 2048, int repeats = 10, LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
     {
         set_num_threads(threads);
-        Internal.NativeHeapTuning.Apply();
         manual_seed(0);
         var dtype = Autocast.Resolve(precision, CPU) == LabelCompletionPrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         using var a = randn(size, size).to(dtype);
@@ -272,7 +271,6 @@ public static class LabelCompletionBenchmarks
         LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
     {
         set_num_threads(threads);
-        Internal.NativeHeapTuning.Apply(); // as training does
         var options = new LabelCompletionOptions { NumberOfClasses = 11, ModelSize = size, BatchSize = batch, NumberOfThreads = threads };
         var config = LmaeConfig.FromOptions(options);
         using var engine = LabelCompletionEngine.Create(config, seed, CPU);

@@ -3,8 +3,8 @@ using System.Runtime.InteropServices;
 namespace Microsoft.ML.LabelCompletion.Internal;
 
 /// <summary>
-/// Process-wide libtorch settings that TorchSharp 0.107 does not expose, applied once when the first network is built.
-/// NNPACK is switched off: libtorch tries it for the CPU convolutions that oneDNN does not take (small inputs at batch 1,
+/// Process-wide libtorch settings that TorchSharp 0.107 does not expose, applied only when the host asks
+/// (<see cref="LabelCompletionProcessTuning.Apply"/>). NNPACK is switched off: libtorch tries it for the CPU convolutions that oneDNN does not take (small inputs at batch 1,
 /// such as the QuickStart's validation crops) and, on a processor that NNPACK's CPU detection does not know (the 2-core
 /// AMD EPYC Zen 5 VM), logs "Could not initialize NNPACK! Reason: Unsupported hardware." on standard error for every such
 /// convolution (1699 lines in one QuickStart run). Off, libtorch goes straight to the kernel it falls back to anyway, so
@@ -19,14 +19,22 @@ internal static class LibTorchSettings
     /// <summary>Applies the settings (idempotent, thread-safe).</summary>
     public static void Apply()
     {
-        if (Interlocked.Exchange(ref _applied, 1) == 1 || !OperatingSystem.IsLinux()) return;
+        if (Interlocked.Exchange(ref _applied, 1) == 1) return;
+        SetNnpackEnabled(false);
+    }
+
+    /// <summary>Sets libtorch's NNPACK switch; returns false where it cannot be set (not Linux, another libtorch layout).</summary>
+    internal static bool SetNnpackEnabled(bool enabled)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
         try
         {
-            SetUserEnabledNnpack(GlobalContext(), false);
+            SetUserEnabledNnpack(GlobalContext(), enabled);
+            return true;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            // Another libtorch build or layout: leave its defaults.
+            return false; // another libtorch build or layout: leave its defaults
         }
     }
 

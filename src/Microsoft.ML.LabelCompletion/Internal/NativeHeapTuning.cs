@@ -8,13 +8,15 @@ namespace Microsoft.ML.LabelCompletion.Internal;
 /// training step page-faults and zeroes hundreds of megabytes again. Measured with <c>lmae bench --only train</c> (Small,
 /// batch 8, 2 threads): 185 ms/image with 15 s of system time per run by default, 105 ms/image with 1.2 s when no buffer
 /// is mmapped and the heap is not trimmed; peak RSS rises from about 1.7 to 2.4 GiB (the pages are kept for the next
-/// step). Applied once per process, on Linux with glibc only; elsewhere a no-op.
+/// step). Applied only when the host asks (<see cref="LabelCompletionProcessTuning.Apply"/>), once per process, on Linux
+/// with glibc only; elsewhere a no-op.
 /// One malloc arena for the whole process: with an arena per thread, the freed buffers of one thread's arena are not
 /// reused by another and the heap's high-water mark kept creeping up (measured over 30 Small training steps at batch 8 on
 /// the 2-core AMD EPYC VM, steps 3 → 30: 1722 → 1860 MiB with glibc's default arenas, 1743 → 1835 MiB with one).
 /// <see cref="ReleaseGarbage"/> hands the GC's garbage and the free native heap back to the kernel after the data set is
 /// decoded and between epochs, so neither heap's fragmentation carries from one epoch into the next;
-/// <see cref="CollectStepGarbage"/> frees the steps' large-object arrays within an epoch.
+/// <see cref="CollectStepGarbage"/> frees the steps' large-object arrays within an epoch. Both force garbage collections,
+/// so both do nothing unless the tuning is active.
 /// </summary>
 internal static class NativeHeapTuning
 {
@@ -26,11 +28,11 @@ internal static class NativeHeapTuning
     /// <summary>Whether the tuning took effect in this process.</summary>
     public static bool Active { get; private set; }
 
-    /// <summary>Applies the settings (idempotent, thread-safe). Opt out with the environment variable LMAE_NO_HEAP_TUNING=1.</summary>
+    /// <summary>Applies the settings (idempotent, thread-safe).</summary>
     public static void Apply()
     {
         if (Interlocked.Exchange(ref _applied, 1) == 1) return;
-        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("LMAE_NO_HEAP_TUNING") == "1") return;
+        if (!OperatingSystem.IsLinux()) return;
         try
         {
             // No mmapped chunks at all (glibc caps the mmap threshold at 32 MiB; refinement activations are larger), and
@@ -52,6 +54,7 @@ internal static class NativeHeapTuning
     /// </summary>
     public static void ReleaseGarbage()
     {
+        if (Volatile.Read(ref _applied) == 0) return;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         if (Active) malloc_trim(0);
     }
@@ -69,6 +72,7 @@ internal static class NativeHeapTuning
     /// </summary>
     public static bool CollectStepGarbage()
     {
+        if (Volatile.Read(ref _applied) == 0) return false;
         long allocated = GC.GetTotalAllocatedBytes();
         if (allocated - Interlocked.Read(ref _allocatedAtCollection) < StepGarbageBudget) return false;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);

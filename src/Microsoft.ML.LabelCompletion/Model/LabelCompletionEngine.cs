@@ -40,7 +40,6 @@ internal sealed class LabelCompletionEngine : IDisposable
 
     private LabelCompletionEngine(LmaeConfig config, Device device, LabelMaskAutoEncoder model)
     {
-        Internal.LibTorchSettings.Apply();
         Config = config;
         Device = device;
         _model = model;
@@ -70,11 +69,23 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// <summary>Checkpoint files the last <see cref="Train"/> found invalid and skipped (file and reason).</summary>
     public IReadOnlyList<string> RejectedCheckpoints { get; private set; } = [];
 
-    /// <summary>Creates an untrained network (seeded) on <paramref name="device"/>.</summary>
+    /// <summary>
+    /// Creates an untrained network on <paramref name="device"/>, initialised from <paramref name="seed"/>; the global random
+    /// generator's state is what it was before (the host's random sequence is not changed).
+    /// </summary>
     public static LabelCompletionEngine Create(LmaeConfig config, int seed, Device device)
     {
-        random.manual_seed(seed);
-        var model = new LabelMaskAutoEncoder(config);
+        using var hostState = random.get_rng_state();
+        LabelMaskAutoEncoder model;
+        try
+        {
+            random.manual_seed(seed);
+            model = new LabelMaskAutoEncoder(config);
+        }
+        finally
+        {
+            random.set_rng_state(hostState);
+        }
         model.to(device);
         return new LabelCompletionEngine(config, device, model);
     }
@@ -90,13 +101,13 @@ internal sealed class LabelCompletionEngine : IDisposable
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(options);
         var config = LmaeConfig.FromOptions(options);
-        Internal.NativeHeapTuning.Apply();
         if (options.NumberOfThreads is int threads) set_num_threads(threads);
         var examples = ReadExamples(train, config, cancellationToken, "training");
         if (examples.Count == 0) throw new InvalidOperationException("The training data has no rows.");
         var validationExamples = validation is null ? null : ReadExamples(validation, config, cancellationToken, "validation");
-        // The decoded examples stay for every epoch; what decoding them left behind (file buffers, PNG rows, in the GC heap and
-        // in the native heap the tuning keeps) goes back to the operating system once, before the first step.
+        // The decoded examples stay for every epoch; with the process tuning (LabelCompletionProcessTuning), what decoding
+        // them left behind (file buffers, PNG rows, in the GC heap and in the native heap) goes back to the operating system
+        // once, before the first step.
         Internal.NativeHeapTuning.ReleaseGarbage();
         var engine = Create(config, seed, device);
         try
@@ -140,7 +151,6 @@ internal sealed class LabelCompletionEngine : IDisposable
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(patchMasks);
         if (batch.Count != patchMasks.Count) throw new ArgumentException("One patch mask per image is needed.", nameof(patchMasks));
-        Internal.NativeHeapTuning.Apply();
         int p = Config.PatchSize, c = Config.NumberOfClasses, t = Config.TrainingSize;
         byte unknown = Config.UnknownLabel;
 

@@ -267,10 +267,34 @@ public sealed class ModelTests
     }
 
     [TestMethod]
-    public void BuildingANetworkSwitchesNnpackOff()
+    public void BuildingTrainingAndCompletingLeaveTheHostsNnpackSwitchAndRandomGeneratorAlone()
+    {
+        bool? nnpackBefore = Internal.LibTorchSettings.NnpackEnabled();
+        bool canSet = Internal.LibTorchSettings.SetNnpackEnabled(true);
+        try
+        {
+            manual_seed(123);
+            using var before = random.get_rng_state();
+            var options = ModelTestData.TinyOptions();
+            using var engine = LabelCompletionEngine.Train(ModelTestData.Scenes(2, 32, 32, 3), null, options, 1, CPU, null, default);
+            var scene = ModelTestData.Scenes(1, 32, 32, 4)[0];
+            engine.Complete([scene], [MaskSelector.Unknown(scene.Label, 8, 255)]);
+            using var after = random.get_rng_state();
+            Assert.IsTrue(before.eq(after).all().item<bool>(), "the global random generator's state changed");
+            if (canSet) Assert.AreEqual(true, Internal.LibTorchSettings.NnpackEnabled(), "the library switched NNPACK off on its own");
+        }
+        finally
+        {
+            if (nnpackBefore is bool b) Internal.LibTorchSettings.SetNnpackEnabled(b);
+        }
+    }
+
+    [TestMethod]
+    public void ProcessTuningSwitchesNnpackOffWhenAsked()
     {
         // libtorch logs a warning for every small convolution on CPUs that NNPACK does not know (LibTorchSettings).
-        using var engine = LabelCompletionEngine.Create(LmaeConfig.FromOptions(ModelTestData.TinyOptions()), 1, CPU);
+        LabelCompletionProcessTuning.Apply();
+        Assert.IsTrue(LabelCompletionProcessTuning.Applied);
         if (OperatingSystem.IsLinux()) Assert.AreEqual(false, Internal.LibTorchSettings.NnpackEnabled());
         else Assert.IsNull(Internal.LibTorchSettings.NnpackEnabled());
     }
@@ -317,7 +341,7 @@ public sealed class ModelTests
         // training stopped with "loss is NaN" at a random step (seen after 4 to 400 steps on CamVid and synthetic scenes).
         // Freed NaN-filled buffers make the stale memory NaN on purpose (the heap tuning of training reuses freed buffers):
         // the same batch must give the same finite output every time.
-        Internal.NativeHeapTuning.Apply();
+        LabelCompletionProcessTuning.Apply();
         manual_seed(5);
         var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions(11)) with { TrainingSize = 64, RefinementChannels = 32, DirectionalPrior = true };
         using var model = new LabelMaskAutoEncoder(config);

@@ -83,6 +83,7 @@ public sealed class MemoryTests
     {
         // Training calls CollectStepGarbage after every step: large-object arrays of earlier steps must be freed once the
         // budget has been allocated, and nothing is collected before that.
+        LabelCompletionProcessTuning.Apply(); // the step collections belong to the opt-in process tuning
         var dead = AllocateLargeGarbage(NativeHeapTuning.StepGarbageBudget + (1 << 20));
         int fullCollections = GC.CollectionCount(GC.MaxGeneration);
         Assert.IsTrue(NativeHeapTuning.CollectStepGarbage(), "a budget's worth of allocations triggers a collection");
