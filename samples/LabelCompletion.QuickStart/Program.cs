@@ -11,6 +11,7 @@ using System.Text;
 using Microsoft.ML;
 using Microsoft.ML.LabelCompletion;
 using Microsoft.ML.LabelCompletion.Data;
+using Microsoft.ML.LabelCompletion.Model;
 using Microsoft.ML.LabelCompletion.Evaluation;
 using Microsoft.ML.LabelCompletion.Synthetic;
 

@@ -1,5 +1,6 @@
 using System.Reflection;
 using Microsoft.ML.Data;
+using Microsoft.ML.LabelCompletion.Evaluation;
 using Microsoft.ML.LabelCompletion.Internal;
 using Microsoft.ML.LabelCompletion.Model;
 using Microsoft.ML.Runtime;
@@ -117,7 +118,8 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
 
         var train = ReadExamples(input, image, label, "training data");
         var validationExamples = _options.ValidationSet is { } v ? ReadExamples(v, validationImage!.Value, validationLabel!.Value, "validation data") : null;
-        var engine = LabelCompletionEngine.Train(train, validationExamples, _options, seed, device, Report, cancellation.Token);
+        var engine = LabelCompletionEngine.Train(train, validationExamples, _options, seed, device, Report, cancellation.Token,
+            validationScore: crops => SegmentationConfusionMatrix.MeanIntersectionOverUnionOf(crops, _options.NumberOfClasses, _options.UnknownLabel));
         try
         {
             foreach (var rejected in engine.RejectedCheckpoints) ch.Warning($"Skipped an invalid checkpoint: {rejected}");

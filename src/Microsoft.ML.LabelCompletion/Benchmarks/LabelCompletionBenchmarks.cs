@@ -175,8 +175,12 @@ public static class LabelCompletionBenchmarks
             if (r == beforeCeiling) ceilingBefore = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
             if (r == warmup) faultsBefore = PageFaults();
             var sw = Stopwatch.StartNew();
-            engine.Complete(examples, masks, precision: precision, timings: r >= warmup ? parts : null);
-            if (r >= warmup) times.Add(sw.Elapsed.TotalSeconds);
+            if (r < warmup) engine.Complete(examples, masks, precision: precision);
+            else
+            {
+                CompleteInSteps(engine.Network, examples, masks, precision, parts);
+                times.Add(sw.Elapsed.TotalSeconds);
+            }
         }
         var faultsAfter = PageFaults();
         double ceilingAfter = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
@@ -198,15 +202,38 @@ public static class LabelCompletionBenchmarks
             .Add("gflop_per_s", achieved)
             .Add("matmul_gflop_per_s", (ceilingBefore + ceilingAfter) / 2).Add("matmul_before", ceilingBefore).Add("matmul_after", ceilingAfter)
             .Add("fraction_of_matmul", achieved / ((ceilingBefore + ceilingAfter) / 2))
-            .Add("prepare_ms", PerImage("prepare_ms")).Add("tensors_ms", PerImage("tensors_ms"))
-            .Add("network_ms", PerImage("network_ms")).Add("accumulate_ms", PerImage("accumulate_ms"))
-            .Add("refinement_ms", PerImage("refinement_ms")).Add("decide_ms", PerImage("decide_ms"));
+            .Add("prepare_ms", PerImage("prepare_ms")).Add("windows_ms", PerImage("windows_ms"))
+            .Add("refine_decide_ms", PerImage("refine_decide_ms"));
         if (faultsBefore is var (minorBefore, majorBefore) && faultsAfter is var (minorAfter, majorAfter))
         {
             record.Add("page_faults_per_image", (minorAfter - minorBefore) / (double)(repeats * batch))
                 .Add("major_page_faults_per_image", (majorAfter - majorBefore) / (double)(repeats * batch));
         }
         return record;
+    }
+
+    /// <summary>
+    /// <see cref="LabelMaskAutoEncoder.Complete"/> step by step, timing each step into <paramref name="parts"/>:
+    /// <c>prepare_ms</c> (pad, hide, priors, windows), <c>windows_ms</c> (window tensors, encoder and decoder, averaging),
+    /// <c>refine_decide_ms</c> (the refinement over whole images, softmax, the per-pixel decision).
+    /// </summary>
+    private static void CompleteInSteps(LabelMaskAutoEncoder model, IReadOnlyList<SegmentationExample> examples, IReadOnlyList<bool[]> masks,
+        LabelCompletionPrecision precision, LapTimings parts)
+    {
+        parts.Restart();
+        var images = model.PrepareImages(examples, masks, default);
+        parts.Lap("prepare_ms");
+        using (NewDisposeScope())
+        using (no_grad())
+        using (Autocast.Enter(precision, model.Device))
+        {
+            model.eval();
+            var tensors = images.Select(im => new ImageTensors(im.Whole)).ToArray();
+            var logits = model.DecoderLogits(images, tensors, default);
+            parts.Lap("windows_ms");
+            for (int i = 0; i < images.Length; i++) model.RefineAndDecide(examples[i], images[i], tensors[i], logits[i]);
+            parts.Lap("refine_decide_ms");
+        }
     }
 
     /// <summary>
@@ -262,10 +289,10 @@ public static class LabelCompletionBenchmarks
 
     /// <summary>
     /// Where a training step's time goes (median ms per batch of <paramref name="repeats"/> after warm-up): data preparation
-    /// (augmentation, masking, priors) on one thread, tensor building, then the training step's own
-    /// <see cref="LmaeTrainer.ForwardBackward"/>: encoder forward, decoder forward (with the head and the prior residual), pixel
-    /// refinement forward, loss, the refinement's backward (when it runs in chunks of <c>refinement_chunk</c> images), the
-    /// backward through decoder and encoder (the whole backward without chunks), then the optimizer update.
+    /// (augmentation, masking, priors) on one thread, tensor building, then the steps of
+    /// <see cref="LabelMaskAutoEncoder.ForwardLoss"/>: encoder forward, decoder forward (with the head and the prior residual),
+    /// and the refinement with the loss and the whole backward (<c>refine_loss_backward_ms</c>; the refinement runs in chunks
+    /// of <c>refinement_chunk</c> images), then the optimizer update.
     /// </summary>
     public static BenchmarkRecord Profile(LabelCompletionModelSize size, int batch, int threads, int repeats = 8, int seed = 0,
         LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
@@ -288,7 +315,7 @@ public static class LabelCompletionBenchmarks
             action();
             Record(part, sw.Elapsed.TotalMilliseconds);
         }
-        int chunk = LmaeTrainer.RefinementChunk(config.TrainingSize, config.TrainingSize);
+        long chunk = model.RefinementChunk(config.TrainingSize, config.TrainingSize);
         model.train();
         for (int r = 0; r < repeats + 2; r++)
         {
@@ -305,9 +332,10 @@ public static class LabelCompletionBenchmarks
             Tensor targets = null!;
             Time("tensors_ms", () => { inputs = WindowBatch.ToInputs(samples, config, CPU); targets = WindowBatch.Targets(samples, config, CPU); });
             optimizer.ZeroGrad();
-            var step = new LapTimings();
-            LmaeTrainer.ForwardBackward(model, inputs, targets, null, chunk, timings: step);
-            foreach (var (part, milliseconds) in step.Milliseconds) Record(part, milliseconds);
+            Tensor latent = null!, logits = null!;
+            Time("encoder_ms", () => latent = model.ForwardEncoder(inputs));
+            Time("decoder_ms", () => logits = model.ForwardDecoder(latent, inputs));
+            Time("refine_loss_backward_ms", () => model.RefinedLossBackward(logits, inputs, targets, null));
             Time("update_ms", optimizer.Step);
             inputs.Dispose();
             if (r < 2) foreach (var list in parts.Values) list.RemoveAt(list.Count - 1);

@@ -117,6 +117,21 @@ public sealed class SegmentationConfusionMatrix
     }
 
     /// <summary>
+    /// The mean IoU (0..100) of <paramref name="pairs"/> counted with one matrix over every pixel whose truth is known:
+    /// what training reports as the validation PA-mIoU of an epoch (the targets there are unknown outside the masked patches).
+    /// </summary>
+    /// <param name="pairs">Per image, the truth and the predicted classes, same length.</param>
+    /// <param name="numberOfClasses">Number of real classes <c>C</c>.</param>
+    /// <param name="unknownLabel">The value that marks a pixel whose truth is unknown (not counted).</param>
+    public static double MeanIntersectionOverUnionOf(IEnumerable<(byte[] Truth, byte[] Prediction)> pairs, int numberOfClasses, byte unknownLabel)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        var matrix = new SegmentationConfusionMatrix(numberOfClasses);
+        foreach (var (truth, prediction) in pairs) matrix.Add(truth, prediction, ReadOnlySpan<bool>.Empty, unknownLabel);
+        return matrix.MeanIntersectionOverUnion;
+    }
+
+    /// <summary>
     /// Mean IoU in percent over the classes that occur in ground truth or prediction (the others are left out);
     /// <see cref="double.NaN"/> when nothing was counted.
     /// </summary>

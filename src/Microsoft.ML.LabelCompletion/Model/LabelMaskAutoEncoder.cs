@@ -1,3 +1,4 @@
+using Microsoft.ML.LabelCompletion.Data;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -42,10 +43,22 @@ public sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tensor
 }
 
 /// <summary>
-/// The Label Mask AutoEncoder (paper Fig. 3): Stack Fusion → patch embedding and positions → Mask Selector's visible
-/// tokens → <see cref="LmaeEncoder"/> → <see cref="ImagePatchSupplement"/> at masked positions → <see cref="LmaeDecoder"/>
-/// → per-pixel class logits. With <see cref="LabelPriorMode.ImagePatchSupplementAndLogits"/> a learned multiple of the
-/// NearestKnown fill's one-hot is added to the logits (the network learns a correction to the fill).
+/// The Label Mask AutoEncoder (paper Fig. 3), read top to bottom like MAE's <c>models_mae.py</c>:
+/// <list type="number">
+/// <item><description>inputs: the label with the masked patches hidden, the image, the label prior (<see cref="WindowBatch"/>
+/// builds them for training crops, validation crops and completion windows alike) and the visible/insertion indices of the
+/// Mask Selector's choice (<see cref="VisibleTokens"/>);</description></item>
+/// <item><description><see cref="ForwardEncoder"/>: Stack Fusion of the visible patches, patch embedding and positions,
+/// the <see cref="LmaeEncoder"/>;</description></item>
+/// <item><description><see cref="ForwardDecoder"/>: the <see cref="ImagePatchSupplement"/> at masked positions, the
+/// <see cref="LmaeDecoder"/>, per-pixel class logits; with <see cref="LabelPriorMode.ImagePatchSupplementAndLogits"/> a
+/// learned multiple of the NearestKnown fill's one-hot is added to them (the network learns a correction to the fill);</description></item>
+/// <item><description><see cref="Refine"/>: the <see cref="PixelRefinement"/> at full resolution;</description></item>
+/// <item><description><see cref="ForwardLoss"/> (training: the loss of a batch, gradients accumulated) and
+/// <see cref="Complete"/> (whole images through sliding windows).</description></item>
+/// </list>
+/// How memory is spent is a setting of this object, not a choice of its callers: <see cref="RefinementPixelsPerPass"/>
+/// (training) and <see cref="WindowsPerForward"/> (completion).
 /// </summary>
 public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
 {
@@ -77,6 +90,61 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
 
     /// <summary>The configuration the network was built from.</summary>
     public LmaeConfig Config => _config;
+
+    /// <summary>
+    /// Pixels per pass of the pixel refinement in <see cref="ForwardLoss"/> (its full-resolution activations are most of a
+    /// training step's memory). Default 4 crops of 224x224, measured with <c>lmae bench --only train --threads 2</c> (Small,
+    /// batch 8): docs/decisions.md, Speed. Smaller crops run the whole batch in one pass.
+    /// </summary>
+    public int RefinementPixelsPerPass { get; set; } = 4 * 224 * 224;
+
+    /// <summary>Completion windows per encoder/decoder forward in <see cref="Complete"/>. Default 8.</summary>
+    public int WindowsPerForward { get; set; } = 8;
+
+    // ------------------------------------------------------------------ 1. inputs: which patches the encoder sees
+
+    /// <summary>
+    /// The Mask Selector's choice as indices (MAE's <c>random_masking</c> with the mask given): per row, the visible patch
+    /// indices in order, padded to the row with the most (padding points at patch 0); a key mask that hides the padding
+    /// from attention (null when no row is padded; a row with no visible patch attends to one dummy token); and where each
+    /// encoder output goes among the <paramref name="patchCount"/> decoder tokens (padding: <paramref name="patchCount"/>,
+    /// dropped after the insertion).
+    /// </summary>
+    public static (Tensor VisibleIndex, Tensor? KeyMask, Tensor InsertIndex) VisibleTokens(IReadOnlyList<bool[]> patchMasks, int patchCount, Device device)
+    {
+        int b = patchMasks.Count, l = patchCount;
+        int nv = Math.Max(1, patchMasks.Max(m => m.Count(masked => !masked)));
+        var visibleIndex = new long[b * nv];
+        var insertIndex = new long[b * nv];
+        var keyMask = new bool[b * nv];
+        bool padded = false;
+        for (int s = 0; s < b; s++)
+        {
+            int k = 0;
+            var mask = patchMasks[s];
+            if (mask.Length != l) throw new ArgumentException($"A patch mask has {mask.Length} entries, the patch grid has {l}.");
+            for (int i = 0; i < l; i++)
+            {
+                if (mask[i]) continue;
+                visibleIndex[s * nv + k] = i;
+                insertIndex[s * nv + k] = i;
+                keyMask[s * nv + k] = true;
+                k++;
+            }
+            if (k < nv) padded = true;
+            for (int j = k; j < nv; j++)
+            {
+                visibleIndex[s * nv + j] = 0;
+                insertIndex[s * nv + j] = l;          // dropped after the insertion
+                keyMask[s * nv + j] = k == 0 && j == 0; // a row with no visible token attends to one dummy token
+            }
+        }
+        return (tensor(visibleIndex, [b, nv], ScalarType.Int64, device),
+            padded ? tensor(keyMask, [b, 1, 1, nv], ScalarType.Bool, device) : null,
+            tensor(insertIndex, [b, nv], ScalarType.Int64, device));
+    }
+
+    // ------------------------------------------------------------------ 2.-4. encoder, decoder, refinement
 
     /// <summary>Logits <c>[B, C, H, W]</c> for a batch: encoder, decoder (with the prior residual), pixel refinement.</summary>
     public override Tensor forward(LmaeInputs inputs)
@@ -152,6 +220,239 @@ public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
 
     /// <summary>Whether the network has a <see cref="PixelRefinement"/>.</summary>
     public bool HasRefinement => _refinement is not null;
+
+    // ------------------------------------------------------------------ 5. training loss
+
+    /// <summary>
+    /// The training loss of a batch (eq. 12 over the whole batch, <see cref="LmaeLoss"/>) with its gradients added to the
+    /// parameters' <c>grad</c>: encoder, decoder, then <see cref="RefinedLossBackward"/>. Runs in the current autograd and
+    /// autocast mode; the caller owns the optimizer.
+    /// </summary>
+    /// <param name="inputs">The batch.</param>
+    /// <param name="targets">int64 <c>[B, H, W]</c>: the class, or -1 where the pixel does not count.</param>
+    /// <param name="classWeights">Per-class loss weights, or null.</param>
+    /// <param name="lossScale">Test hook: multiplies the loss (NaN injects a non-finite loss); null in training.</param>
+    public float ForwardLoss(LmaeInputs inputs, Tensor targets, Tensor? classWeights, float? lossScale = null)
+    {
+        using var scope = NewDisposeScope();
+        var latent = ForwardEncoder(inputs);
+        var logits = ForwardDecoder(latent, inputs);
+        return RefinedLossBackward(logits, inputs, targets, classWeights, lossScale);
+    }
+
+    /// <summary>
+    /// The refinement, the loss and the whole backward from the decoder's <paramref name="logits"/>. The refinement runs over
+    /// <see cref="RefinementPixelsPerPass"/> pixels at a time: the decoder's logits are cut from the graph, each chunk's share
+    /// of the loss (its weighted sum over the whole batch's normaliser) is back-propagated into the refinement and the cut
+    /// logits, whose gradient then flows through the decoder and encoder once. Same loss and gradients as one pass up to the
+    /// order of the sums; each chunk's activations are freed before the next one runs.
+    /// </summary>
+    internal float RefinedLossBackward(Tensor logits, LmaeInputs inputs, Tensor targets, Tensor? classWeights, float? lossScale = null)
+    {
+        using var scope = NewDisposeScope();
+        using Scalar? scale = lossScale?.ToScalar();
+        long batch = logits.shape[0];
+        long chunk = RefinementChunk(logits.shape[2], logits.shape[3]);
+        if (!HasRefinement || chunk >= batch)
+        {
+            var loss = LmaeLoss.Compute(Refine(logits, inputs), targets, classWeights);
+            if (scale is not null) loss = loss.mul(scale);
+            loss.backward();
+            return loss.item<float>();
+        }
+        var normalizer = LmaeLoss.Normalizer(targets, classWeights);
+        var cut = logits.detach().requires_grad_(true);
+        double total = 0;
+        for (long start = 0; start < batch; start += chunk)
+        {
+            using var chunkScope = NewDisposeScope();
+            long count = Math.Min(chunk, batch - start);
+            var refined = Refine(cut.narrow(0, start, count), inputs.Narrow(start, count));
+            var part = LmaeLoss.WeightedSum(refined, targets.narrow(0, start, count), classWeights).div(normalizer);
+            if (scale is not null) part = part.mul(scale);
+            part.backward();
+            total += part.item<float>();
+        }
+        // d(loss)/d(logits) is the cut logits' gradient: one backward through decoder and encoder.
+        logits.mul(cut.grad!).sum().backward();
+        return (float)total;
+    }
+
+    /// <summary>Images per refinement pass for crops of <paramref name="height"/> x <paramref name="width"/>.</summary>
+    internal long RefinementChunk(long height, long width) => Math.Max(1, RefinementPixelsPerPass / Math.Max(1, height * width));
+
+    // ------------------------------------------------------------------ 6. completion of whole images
+
+    /// <summary>
+    /// Completes a batch of images. <paramref name="patchMasks"/>[i] is the Mask Selector's choice for image i on the grid of
+    /// <see cref="LmaeConfig.PatchSize"/> (see <see cref="MaskSelector"/>). Hidden means hidden, whatever the selector: the
+    /// label pixels of a masked patch are removed before any input is derived from the label (the input label, the label
+    /// prior, the directional planes), and every pixel of a masked patch, like every unknown pixel, takes the network's
+    /// prediction; the other pixels keep the input. In four steps:
+    /// <see cref="PrepareImages"/> (pad, hide, priors, windows), <see cref="DecoderLogits"/> (windows of the training size
+    /// through encoder and decoder, logits averaged where windows overlap), then per image <see cref="RefineAndDecide"/>
+    /// (the refinement once over the whole image: a convolution needs no windows, which saves the refinement's repeated
+    /// work in overlaps, about half the FLOPs of a 480x360 completion; softmax; the per-pixel decision).
+    /// Runs under no_grad/eval, in <paramref name="precision"/> (<see cref="Autocast"/>); safe to call from several threads.
+    /// </summary>
+    public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks,
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, CancellationToken cancellationToken = default)
+    {
+        var images = PrepareImages(batch, patchMasks, cancellationToken);
+        var results = new CompletionResult[batch.Count];
+        using (NewDisposeScope())
+        using (no_grad())
+        using (Autocast.Enter(precision, Device))
+        {
+            eval();
+            var tensors = images.Select(im => new ImageTensors(im.Whole)).ToArray(); // (their tensors belong to this dispose scope)
+            var logits = DecoderLogits(images, tensors, cancellationToken);
+            for (int i = 0; i < images.Length; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                results[i] = RefineAndDecide(batch[i], images[i], tensors[i], logits[i]);
+            }
+        }
+        return results;
+    }
+
+    /// <summary>The device the parameters live on.</summary>
+    public Device Device => _patchEmbed.weight!.device;
+
+    /// <summary>
+    /// Completion step 1: every image padded to the patch grid, its masked patches hidden, its label prior and directional
+    /// planes computed from what is left (<see cref="WindowBatch.Prepare"/>), and its windows cut. Checked first, in order
+    /// (the first bad row is the one named); then the images in parallel, with as many threads as libtorch's, and within an
+    /// image its two priors side by side (measured with <c>lmae bench --only infer</c>: docs/decisions.md, Speed).
+    /// </summary>
+    internal PaddedImage[] PrepareImages(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(patchMasks);
+        if (batch.Count != patchMasks.Count) throw new ArgumentException("One patch mask per image is needed.", nameof(patchMasks));
+        int p = _config.PatchSize, t = _config.TrainingSize;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            batch[i].Validate(_config);
+            var (rows, columns) = MaskSelector.Grid(batch[i].Image.Width, batch[i].Image.Height, p);
+            if (patchMasks[i].Length != rows * columns)
+                throw new ArgumentException($"{batch[i].Source}: the patch mask has {patchMasks[i].Length} entries, the {columns}x{rows} patch grid needs {rows * columns}.");
+        }
+        var images = new PaddedImage[batch.Count];
+        var parallel = new ParallelOptions { CancellationToken = cancellationToken, MaxDegreeOfParallelism = Math.Max(1, get_num_threads()) };
+        try
+        {
+            Parallel.For(0, batch.Count, parallel, i =>
+            {
+                var example = batch[i];
+                var (rows, columns) = MaskSelector.Grid(example.Image.Width, example.Image.Height, p);
+                int pw = columns * p, ph = rows * p;
+                var (image, label) = WindowBatch.Crop(example.Image, example.Label, 0, 0, pw, ph, _config.UnknownLabel);
+                var whole = WindowBatch.Prepare(image, label, patchMasks[i], _config, target: null, example.Source, parallel);
+                int ww = Math.Min(t, pw), wh = Math.Min(t, ph);
+                var windows = new List<(int X, int Y, int Width, int Height, bool[] PatchMask)>();
+                foreach (int y in WindowBatch.WindowStarts(ph, wh, _config.WindowOverlap, p))
+                    foreach (int x in WindowBatch.WindowStarts(pw, ww, _config.WindowOverlap, p))
+                        windows.Add((x, y, ww, wh, WindowMask(patchMasks[i], columns, x / p, y / p, ww / p, wh / p)));
+                images[i] = new PaddedImage(whole, windows);
+            });
+        }
+        catch (AggregateException e)
+        {
+            // The caller sees what went wrong, as from a sequential loop, not a wrapper.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions[0]).Throw();
+        }
+        return images;
+    }
+
+    /// <summary>
+    /// Completion step 2: the decoder's logits <c>[1, C, H, W]</c> of every image, averaged over the windows that cover each
+    /// pixel. Windows are views of the images' uint8 tensors; windows of equal size run together,
+    /// <see cref="WindowsPerForward"/> at a time, through encoder and decoder, and the logits are summed per image in libtorch
+    /// (they never become managed arrays). Within a size, windows run in order of their visible-patch count: a forward pads
+    /// every window's encoder tokens to the most visible ones of its chunk, so similar counts together waste fewer (random 50%
+    /// masks on 480x360 images: 1300 → 1204 encoder tokens at batch 1, 10184 → 9376 at batch 8, for 1166 and 9310 visible;
+    /// partly annotated labels, whose windows range from all known to all unknown, far more). The order is stable.
+    /// </summary>
+    internal Tensor[] DecoderLogits(PaddedImage[] images, ImageTensors[] tensors, CancellationToken cancellationToken)
+    {
+        int c = _config.NumberOfClasses;
+        var device = Device;
+        var sums = images.Select(im => zeros(c, im.Whole.Height, im.Whole.Width, device: device)).ToArray();
+        var counts = images.Select(im => zeros(1, 1, im.Whole.Height, im.Whole.Width, device: device)).ToArray();
+        var windows = images.SelectMany((im, i) => im.Windows.Select(w => (Image: i, Cut: new WindowCut(tensors[i], w.X, w.Y, w.Width, w.Height, w.PatchMask))));
+        foreach (var group in windows.GroupBy(w => (w.Cut.Width, w.Cut.Height)))
+            foreach (var chunk in group.OrderBy(w => w.Cut.PatchMask.Count(masked => !masked)).Chunk(Math.Max(1, WindowsPerForward)))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var scope = NewDisposeScope();
+                using var inputs = WindowBatch.ToInputs(chunk.Select(w => w.Cut).ToList(), _config, device, forRefinement: false);
+                var logits = ForwardDecoder(ForwardEncoder(inputs), inputs);
+                for (int k = 0; k < chunk.Length; k++)
+                {
+                    var (image, cut) = chunk[k];
+                    sums[image].narrow(1, cut.Y, cut.Height).narrow(2, cut.X, cut.Width).add_(logits[k]);
+                    counts[image].narrow(2, cut.Y, cut.Height).narrow(3, cut.X, cut.Width).add_(TorchScalars.One);
+                }
+            }
+        return sums.Select((sum, i) => sum.unsqueeze(0).div(counts[i])).ToArray();
+    }
+
+    /// <summary>
+    /// Completion step 3, for one image: the <see cref="PixelRefinement"/> (if any) over its mean decoder
+    /// <paramref name="logits"/>, softmax, its max and argmax, and the per-pixel decision read straight from those two
+    /// tensors: the network's class where the input is unknown or in a masked patch, the input label elsewhere; the
+    /// completion mask marks exactly the pixels whose value came from the network.
+    /// </summary>
+    internal CompletionResult RefineAndDecide(SegmentationExample example, PaddedImage image, ImageTensors tensors, Tensor logits)
+    {
+        using var scope = NewDisposeScope();
+        var whole = image.Whole;
+        if (HasRefinement)
+        {
+            using var inputs = WindowBatch.ToInputs([new WindowCut(tensors, 0, 0, whole.Width, whole.Height, whole.PatchMask)], _config, Device, forRefinement: true);
+            logits = Refine(logits, inputs);
+        }
+        var (probability, best) = nn.functional.softmax(logits, 1).max(1);
+        using var probabilities = probability.to(CPU).contiguous();
+        using var classes = best.to(ScalarType.Byte).to(CPU).contiguous();
+        return Decide(example, whole.Width, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes),
+            classes.bytes, whole.PatchMask);
+    }
+
+    private CompletionResult Decide(SegmentationExample example, int paddedWidth, ReadOnlySpan<float> probability, ReadOnlySpan<byte> best,
+        bool[] patchMask)
+    {
+        int w = example.Image.Width, h = example.Image.Height, p = _config.PatchSize, columns = paddedWidth / p;
+        byte unknown = _config.UnknownLabel;
+        var values = new byte[w * h];
+        var confidence = new float[w * h];
+        var completionMask = new bool[w * h];
+        for (int y = 0; y < h; y++)
+        {
+            int row = y / p * columns;
+            for (int x = 0; x < w; x++)
+            {
+                int i = y * w + x, j = y * paddedWidth + x;
+                byte input = example.Label.Values[i];
+                bool predict = input == unknown || patchMask[row + x / p];
+                completionMask[i] = predict;
+                values[i] = predict ? best[j] : input;
+                confidence[i] = predict ? probability[j] : 1f;
+            }
+        }
+        return new CompletionResult(new LabelMap(w, h, values), confidence, completionMask);
+    }
+
+    /// <summary>The part of an image's <paramref name="patchMask"/> (<paramref name="columns"/> patches wide) that a window of
+    /// <paramref name="windowColumns"/> x <paramref name="windowRows"/> patches at patch (<paramref name="column"/>, <paramref name="row"/>) covers.</summary>
+    private static bool[] WindowMask(bool[] patchMask, int columns, int column, int row, int windowColumns, int windowRows)
+    {
+        var mask = new bool[windowRows * windowColumns];
+        for (int r = 0; r < windowRows; r++)
+            Array.Copy(patchMask, (row + r) * columns + column, mask, r * windowColumns, windowColumns);
+        return mask;
+    }
 
     /// <summary>Number of trainable parameters.</summary>
     public long ParameterCount() => parameters().Sum(t => t.numel());

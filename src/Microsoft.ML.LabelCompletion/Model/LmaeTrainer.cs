@@ -127,7 +127,9 @@ internal sealed class LmaeTrainer
             {
                 try
                 {
-                    (validationLoss, validationPaMiou) = Validate(validationSamples, classWeights, token);
+                    double loss;
+                    (loss, validationPaMiou) = Validate(validationSamples, classWeights, token);
+                    validationLoss = loss;
                 }
                 catch (OperationCanceledException)
                 {
@@ -289,79 +291,13 @@ internal sealed class LmaeTrainer
         using var inputs = WindowBatch.ToInputs(samples, _config, _device);
         var targets = WindowBatch.Targets(samples, _config, _device);
         optimizer.ZeroGrad();
-        float value = ForwardBackward(_model, inputs, targets, classWeights, RefinementChunk(samples[0].Height, samples[0].Width),
-            InjectNonFiniteLoss?.Invoke(epoch, step) == true);
+        float value = _model.ForwardLoss(inputs, targets, classWeights, InjectNonFiniteLoss?.Invoke(epoch, step) == true ? float.NaN : null);
         if (!float.IsFinite(value))
             throw new InvalidOperationException(
                 $"Training loss is {value} at epoch {epoch}, step {step}; batch: {string.Join(", ", samples.Select(s => s.Source))}. "
                 + "The weights were not updated; the last checkpoint, if any, holds the state before this step.");
         optimizer.Step();
         return value;
-    }
-
-    /// <summary>
-    /// Pixels per pass of the pixel refinement in a training step (see <see cref="ForwardBackward"/>): 4 crops of 224x224.
-    /// Measured with <c>lmae bench --only train --threads 2</c> (Small, batch 8): see docs/decisions.md, Speed. Small crops
-    /// (the QuickStart's 96x96) run the whole batch in one pass.
-    /// </summary>
-    internal const int RefinementPixelsPerPass = 4 * 224 * 224;
-
-    /// <summary>Images per refinement pass for crops of <paramref name="height"/> x <paramref name="width"/>.</summary>
-    internal static int RefinementChunk(int height, int width) => Math.Max(1, RefinementPixelsPerPass / Math.Max(1, height * width));
-
-    /// <summary>
-    /// Forward and backward pass of one batch (gradients are added to the parameters' <c>grad</c>); returns the loss, eq. 12
-    /// over the whole batch. The pixel refinement, whose full-resolution activations are most of a step's memory, runs over
-    /// <paramref name="refinementChunk"/> images at a time: the decoder's logits are cut from the graph, each chunk's share of
-    /// the loss (its weighted sum over the whole batch's normaliser) is back-propagated into the refinement and the cut logits,
-    /// whose gradient then flows through the decoder and encoder once. Same loss and gradients as one pass up to the order of
-    /// the sums; each chunk's activations are freed before the next one runs. <paramref name="injectNonFinite"/> multiplies
-    /// the loss by NaN (fault-injection tests); <paramref name="timings"/>, when given, receives where the time went
-    /// (<c>lmae bench --only profile</c> times this very method).
-    /// </summary>
-    internal static float ForwardBackward(LabelMaskAutoEncoder model, LmaeInputs inputs, Tensor targets, Tensor? classWeights,
-        int refinementChunk, bool injectNonFinite = false, LapTimings? timings = null)
-    {
-        using var scope = NewDisposeScope();
-        using var nan = float.NaN.ToScalar();
-        timings?.Restart();
-        var latent = model.ForwardEncoder(inputs);
-        timings?.Lap("encoder_ms");
-        var logits = model.ForwardDecoder(latent, inputs);
-        timings?.Lap("decoder_ms");
-        long batch = logits.shape[0];
-        if (!model.HasRefinement || refinementChunk >= batch)
-        {
-            var refined = model.Refine(logits, inputs);
-            timings?.Lap("refinement_ms");
-            var loss = LmaeLoss.Compute(refined, targets, classWeights);
-            if (injectNonFinite) loss = loss.mul(nan);
-            timings?.Lap("loss_ms");
-            loss.backward();
-            timings?.Lap("backward_ms");
-            return loss.item<float>();
-        }
-        var normalizer = LmaeLoss.Normalizer(targets, classWeights);
-        var cut = logits.detach().requires_grad_(true);
-        timings?.Lap("loss_ms");
-        double total = 0;
-        for (long start = 0; start < batch; start += refinementChunk)
-        {
-            using var chunkScope = NewDisposeScope();
-            long count = Math.Min(refinementChunk, batch - start);
-            var refined = model.Refine(cut.narrow(0, start, count), inputs.Narrow(start, count));
-            timings?.Lap("refinement_ms");
-            var part = LmaeLoss.WeightedSum(refined, targets.narrow(0, start, count), classWeights).div(normalizer);
-            if (injectNonFinite) part = part.mul(nan);
-            timings?.Lap("loss_ms");
-            part.backward();
-            timings?.Lap("refinement_backward_ms");
-            total += part.item<float>();
-        }
-        // d(loss)/d(logits) is the cut logits' gradient: one backward through decoder and encoder.
-        logits.mul(cut.grad!).sum().backward();
-        timings?.Lap("backward_ms");
-        return (float)total;
     }
 
     private Task<List<WindowSample>> PrepareAsync(IReadOnlyList<SegmentationExample> train, int[] batch, int epoch, int step)
@@ -406,10 +342,13 @@ internal sealed class LmaeTrainer
         return samples;
     }
 
-    /// <summary>Validation loss and PA-mIoU (0..100) over the masked, known pixels of the validation crops.</summary>
-    private (double Loss, double PaMiou) Validate(List<WindowSample> samples, Tensor? classWeights, CancellationToken token)
+    /// <summary>
+    /// Validation loss over the masked, known pixels of the validation crops, and their PA-mIoU (0..100) as
+    /// <see cref="ValidationScore"/> computes it from each crop's target and predicted classes (null without a scorer).
+    /// </summary>
+    private (double Loss, double? PaMiou) Validate(List<WindowSample> samples, Tensor? classWeights, CancellationToken token)
     {
-        var confusion = new Evaluation.SegmentationConfusionMatrix(_config.NumberOfClasses);
+        var predictions = new List<(byte[] Target, byte[] Predicted)>(samples.Count);
         double lossSum = 0;
         int count = 0;
         using (no_grad())
@@ -425,14 +364,22 @@ internal sealed class LmaeTrainer
                 var logits = _model.forward(inputs);
                 lossSum += LmaeLoss.Compute(logits, targets, classWeights).item<float>() * chunk.Length;
                 count += chunk.Length;
-                var predicted = logits.argmax(1).to(CPU).data<long>().ToArray();
-                var truth = targets.to(CPU).data<long>().ToArray();
-                for (int i = 0; i < truth.Length; i++)
-                    if (truth[i] >= 0) confusion.Add((int)truth[i], (int)predicted[i]);
+                if (ValidationScore is null) continue;
+                using var predicted = logits.argmax(1).to(ScalarType.Byte).to(CPU).contiguous();
+                var bytes = predicted.bytes;
+                int pixels = chunk[0].Width * chunk[0].Height;
+                for (int k = 0; k < chunk.Length; k++) predictions.Add((chunk[k].Target!, bytes.Slice(k * pixels, pixels).ToArray()));
             }
         }
-        return (lossSum / Math.Max(1, count), confusion.MeanIntersectionOverUnion);
+        return (lossSum / Math.Max(1, count), ValidationScore?.Invoke(predictions));
     }
+
+    /// <summary>
+    /// Scores an epoch's validation predictions, one (target, predicted classes) pair per crop with the unknown value where a
+    /// pixel does not count: the PA-mIoU (0..100) reported with the epoch. Supplied by the evaluation layer, so that training
+    /// and every evaluation count with the same confusion matrix; null reports none.
+    /// </summary>
+    public Func<IReadOnlyList<(byte[] Target, byte[] Predicted)>, double>? ValidationScore { get; init; }
 
     /// <summary>A seed from (seed, epoch, step), stable across runs and thread timing.</summary>
     internal static int Mix(int seed, int epoch, int step)

@@ -1,6 +1,5 @@
 using TorchSharp;
 using Microsoft.ML.LabelCompletion.Data;
-using Microsoft.ML.LabelCompletion.Evaluation;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.LabelCompletion.Model;
@@ -90,6 +89,12 @@ internal sealed class ImageTensors : IDisposable
 /// <summary>A window of <paramref name="Image"/> at (<paramref name="X"/>, <paramref name="Y"/>) and its patch mask (true = masked).</summary>
 internal sealed record WindowCut(ImageTensors Image, int X, int Y, int Width, int Height, bool[] PatchMask);
 
+/// <summary>
+/// One image padded to the patch grid during completion: its prepared bytes (the whole image, also the refinement's input)
+/// and its windows (origin, size, the part of the patch mask they cover).
+/// </summary>
+internal sealed record PaddedImage(WindowSample Whole, IReadOnlyList<(int X, int Y, int Width, int Height, bool[] PatchMask)> Windows);
+
 /// <summary>Turns <see cref="WindowSample"/>s into the network's tensors, and prepares samples (masking, prior, crops).</summary>
 internal static class WindowBatch
 {
@@ -171,41 +176,14 @@ internal static class WindowBatch
             distances = Lookup(directionalBytes.narrow(1, 4, 4), distanceTable);
         }
 
-        // Visible tokens: each row's visible patch indices in order, padded to the longest row.
-        int nv = Math.Max(1, patchMasks.Max(m => m.Count(masked => !masked)));
-        var visibleIndex = new long[b * nv];
-        var insertIndex = new long[b * nv];
-        var keyMask = new bool[b * nv];
-        bool padded = false;
-        for (int s = 0; s < b; s++)
-        {
-            int k = 0;
-            var mask = patchMasks[s];
-            if (mask.Length != l) throw new ArgumentException($"A patch mask has {mask.Length} entries, a {w}x{h} window needs {l}.");
-            for (int i = 0; i < l; i++)
-            {
-                if (mask[i]) continue;
-                visibleIndex[s * nv + k] = i;
-                insertIndex[s * nv + k] = i;
-                keyMask[s * nv + k] = true;
-                k++;
-            }
-            if (k < nv) padded = true;
-            for (int j = k; j < nv; j++)
-            {
-                visibleIndex[s * nv + j] = 0;
-                insertIndex[s * nv + j] = l;          // dropped after the insertion
-                keyMask[s * nv + j] = k == 0 && j == 0; // a row with no visible token attends to one dummy token
-            }
-        }
-
+        var (visibleIndex, keyMask, insertIndex) = LabelMaskAutoEncoder.VisibleTokens(patchMasks, l, device);
         var inputs = new LmaeInputs(
             labels.to(device),
             rgb.to(device),
             prior?.to(device),
-            tensor(visibleIndex, [b, nv], ScalarType.Int64, device),
-            padded ? tensor(keyMask, [b, 1, 1, nv], ScalarType.Bool, device) : null,
-            tensor(insertIndex, [b, nv], ScalarType.Int64, device),
+            visibleIndex,
+            keyMask,
+            insertIndex,
             rows, columns,
             directional?.to(device),
             distances?.to(device));
@@ -263,12 +241,11 @@ internal static class WindowBatch
     }
 
     /// <summary>
-    /// A training or validation sample from a crop: hides the masked patches, computes the prior from what is left,
-    /// and keeps as target the known pixels of the loss region.
+    /// A training or validation sample from a crop: the label with the masked patches hidden and what the network derives from
+    /// it (<see cref="Prepare"/>), and as target the known pixels of the loss region.
     /// </summary>
     public static WindowSample FromCrop(RgbImage image, LabelMap label, bool[] patchMask, LmaeConfig config, LossRegion region, string source)
     {
-        var input = MaskSelector.Apply(label, patchMask, config.PatchSize, config.UnknownLabel);
         byte[] target = label.Values;
         if (region == LossRegion.MaskedPatches)
         {
@@ -276,12 +253,33 @@ internal static class WindowBatch
             target = (byte[])label.Values.Clone();
             for (int i = 0; i < target.Length; i++) if (!pixelMask[i]) target[i] = config.UnknownLabel;
         }
+        return Prepare(image, label, patchMask, config, target, source);
+    }
+
+    /// <summary>
+    /// The one input preparation of training crops, validation crops and completion images (sizes multiples of the patch
+    /// size): the masked patches of <paramref name="label"/> are hidden before anything is derived from it, then the label
+    /// prior (<see cref="NearestKnownFill"/>) and the <see cref="DirectionalFill"/> planes are computed from what is left;
+    /// with <paramref name="parallel"/>, the two side by side.
+    /// </summary>
+    public static WindowSample Prepare(RgbImage image, LabelMap label, bool[] patchMask, LmaeConfig config, byte[]? target, string source,
+        ParallelOptions? parallel = null)
+    {
+        byte unknown = config.UnknownLabel;
+        var input = MaskSelector.Apply(label, patchMask, config.PatchSize, unknown);
+        byte[]? prior = null, directional = null;
+        void Prior() => prior = config.LabelPrior == LabelPriorMode.None ? null : NearestKnownFill.Fill(input, unknown).Values;
+        void Directional() => directional = config.DirectionalPrior ? DirectionalFill.Compute(input.Values, input.Width, input.Height, unknown) : null;
+        if (parallel is null)
+        {
+            Prior();
+            Directional();
+        }
+        else Parallel.Invoke(parallel, Prior, Directional);
         return new WindowSample
         {
             Width = image.Width, Height = image.Height, Rgb = image.Pixels, InputLabel = input.Values,
-            Prior = config.LabelPrior == LabelPriorMode.None ? null : NearestKnownFill.Fill(input, config.UnknownLabel).Values,
-            Directional = config.DirectionalPrior ? DirectionalFill.Compute(input.Values, input.Width, input.Height, config.UnknownLabel) : null,
-            PatchMask = patchMask, Target = target, Source = source,
+            Prior = prior, Directional = directional, PatchMask = patchMask, Target = target, Source = source,
         };
     }
 

@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.LabelCompletion.Data;
+using Microsoft.ML.LabelCompletion.Model;
 using Microsoft.ML.LabelCompletion.Evaluation;
 
 namespace Microsoft.ML.LabelCompletion.Tests.Evaluation;

@@ -25,7 +25,7 @@ internal static class ReliabilityTestData
 
     public static LabelCompletionEngine Train(LabelCompletionOptions options, Action<TrainingProgress>? progress = null,
         CancellationToken token = default, Func<int, int, bool>? injectNaN = null)
-        => LabelCompletionEngine.Train(Scenes(), null, options, Seed, CPU, progress, token, injectNaN);
+        => LabelCompletionEngine.Train(Scenes(), null, options, Seed, CPU, progress, token, injectNonFiniteLoss: injectNaN);
 
     public static byte[] Weights(LabelCompletionEngine engine)
     {

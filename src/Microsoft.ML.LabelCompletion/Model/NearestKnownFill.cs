@@ -1,7 +1,7 @@
 using System.Buffers;
 using Microsoft.ML.LabelCompletion.Data;
 
-namespace Microsoft.ML.LabelCompletion.Evaluation;
+namespace Microsoft.ML.LabelCompletion.Model;
 
 /// <summary>
 /// The <c>NearestKnown</c> completion: every unknown pixel takes the label of the nearest known pixel by exact

@@ -1,7 +1,8 @@
 using Microsoft.ML.LabelCompletion.Data;
+using Microsoft.ML.LabelCompletion.Model;
 using Microsoft.ML.LabelCompletion.Evaluation;
 
-namespace Microsoft.ML.LabelCompletion.Tests.Evaluation;
+namespace Microsoft.ML.LabelCompletion.Tests.Model;
 
 [TestClass]
 public sealed class NearestKnownFillTests

@@ -1,11 +1,10 @@
 using System.Diagnostics;
 
-namespace Microsoft.ML.LabelCompletion.Model;
+namespace Microsoft.ML.LabelCompletion.Benchmarks;
 
 /// <summary>
-/// Milliseconds per named part, added up lap by lap (and over calls): where a training step (<c>lmae bench --only
-/// profile</c>, <see cref="LmaeTrainer.ForwardBackward"/>) or a completion (<c>lmae bench --only infer</c>,
-/// <see cref="LabelCompletionEngine.Complete"/>) spends its wall time.
+/// Milliseconds per named part, added up lap by lap (and over calls): where a completion (<c>lmae bench --only infer</c>,
+/// the steps of <see cref="Model.LabelMaskAutoEncoder.Complete"/>) spends its wall time.
 /// </summary>
 internal sealed class LapTimings
 {
