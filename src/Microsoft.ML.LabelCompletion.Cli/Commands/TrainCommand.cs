@@ -10,7 +10,9 @@ namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 /// <c>lmae train</c>: trains an L-MAE through the ML.NET pipeline (<c>mlContext.Transforms.CompleteLabels(options).Fit</c>), saves it
 /// with <c>mlContext.Model.Save</c>, and writes the training curves as <c>&lt;out&gt;.curves.csv</c> and <c>&lt;out&gt;.curves.png</c>.
 /// Training writes checkpoints to <c>&lt;out&gt;.checkpoints/</c> (or <c>--checkpoints</c>); after a crash, Ctrl+C or SIGTERM,
-/// the same command with <c>--resume</c> continues from the last one. They are deleted once the model is saved.
+/// the same command with <c>--resume</c> continues from the last one. They are deleted once the model is saved. Progress comes
+/// as <see cref="LabelCompletionOptions.Progress"/> records (<see cref="TrainingMonitor"/>). The model, its curves and the
+/// checkpoint folder are refused inside the training or validation data (<see cref="OutputPaths"/>).
 /// </summary>
 internal static class TrainCommand
 {
@@ -119,6 +121,10 @@ internal static class TrainCommand
 
             string checkpointDir = Path.GetFullPath(parse.GetValue(checkpoints) ?? outPath + ".checkpoints");
             options.CheckpointDirectory = checkpointDir;
+            var inputs = new OutputPaths().Reads(train);
+            if (val is not null) inputs.Reads(val, "the validation data folder");
+            inputs.CheckFiles("--out", [outPath, outPath + ".curves.csv", outPath + ".curves.png"]);
+            inputs.CheckFolder("--checkpoints", checkpointDir); // it is emptied once the model is saved
             if (parse.GetValue(checkpointEvery) is int every)
                 options.CheckpointEverySteps = every >= 0 ? every : throw new CliException($"--checkpoint-every must be 0 or positive, not {every}.");
             options.ResumeFromCheckpoint = parse.GetValue(resume);
