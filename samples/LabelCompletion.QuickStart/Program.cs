@@ -13,9 +13,10 @@ using Microsoft.ML.LabelCompletion;
 using Microsoft.ML.LabelCompletion.Data;
 using Microsoft.ML.LabelCompletion.Model;
 using Microsoft.ML.LabelCompletion.Evaluation;
+using Microsoft.ML.LabelCompletion.Model;
 using Microsoft.ML.LabelCompletion.Synthetic;
+using static System.FormattableString;
 
-CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 string output = Path.GetFullPath(args.Length > 0 ? args[0] : Path.Combine("artifacts", "quickstart"));
 int epochs = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 40;
 const int Width = 128, Height = 96, TrainCount = 192, ValidationCount = 12, TestCount = 16;
@@ -51,7 +52,7 @@ var train = Load("train");
 var validation = Load("val");
 var test = Load("test");
 
-// 3. Train a Tiny L-MAE (patch 8, 64-wide encoder) on 64-pixel crops; progress arrives through MLContext.Log.
+// 3. Train a Tiny L-MAE (patch 8, 64-wide encoder) on 96-pixel crops; progress arrives as TrainingProgress records.
 var options = new LabelCompletionOptions
 {
     NumberOfClasses = classes,
@@ -65,11 +66,7 @@ var options = new LabelCompletionOptions
     ValidationSet = validation,
     NumberOfThreads = Math.Max(1, Environment.ProcessorCount - 1), // leave a core to the OS: spinning libtorch threads on a busy core are slow
 };
-ml.Log += (_, e) =>
-{
-    if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info && e.RawMessage.StartsWith("Epoch ", StringComparison.Ordinal))
-        Console.WriteLine("  " + e.RawMessage);
-};
+options.Progress = new EpochLines();
 Console.WriteLine($"training Tiny L-MAE for {epochs} epochs ...");
 var clock = Stopwatch.StartNew();
 double trainSeconds;
@@ -79,7 +76,7 @@ using (var trained = ml.Transforms.CompleteLabels(options).Fit(train))
     trainSeconds = clock.Elapsed.TotalSeconds;
     ml.Model.Save(trained, train.Schema, modelPath);
 }
-Console.WriteLine($"trained in {trainSeconds:F0} s; saved {modelPath} ({new FileInfo(modelPath).Length / 1024} KiB)");
+Console.WriteLine(Invariant($"trained in {trainSeconds:F0} s; saved {modelPath} ({new FileInfo(modelPath).Length / 1024} KiB)"));
 
 // 4. Reload it as any ML.NET model (a fresh context, as another process would).
 var loadContext = new MLContext(seed: 1);
@@ -118,10 +115,10 @@ for (int i = 0; i < testSamples.Count; i++)
 string Pct(double v) => double.IsNaN(v) ? "-" : v.ToString("F1", CultureInfo.InvariantCulture);
 var report = new StringBuilder();
 report.AppendLine("# L-MAE quick start: synthetic scenes").AppendLine();
-report.AppendLine($"Tiny L-MAE trained for {epochs} epochs ({trainSeconds:F0} s) on {TrainCount} synthetic {Width}x{Height} scenes "
+report.AppendLine(Invariant($"Tiny L-MAE trained for {epochs} epochs ({trainSeconds:F0} s) on {TrainCount} synthetic {Width}x{Height} scenes ")
     + $"({classes} classes: {string.Join(", ", SyntheticScenes.ClassNames)}), through `mlContext.Transforms.CompleteLabels`; "
     + "saved with `mlContext.Model.Save` and reloaded with `mlContext.Model.Load`.").AppendLine();
-report.AppendLine($"Evaluation: {TestCount} held-out scenes, the fixed protocol (random 16-pixel patches, ratio {Ratio}, seed 0). "
+report.AppendLine(Invariant($"Evaluation: {TestCount} held-out scenes, the fixed protocol (random 16-pixel patches, ratio {Ratio}, seed 0). ")
     + "PA = the masked pixels; both methods see identical masks.").AppendLine();
 report.AppendLine("| metric | L-MAE | NearestKnown |").AppendLine("|---|---|---|");
 report.AppendLine($"| PA-mIoU | {Pct(lmae.PredictAreaMeanIntersectionOverUnion)} | {Pct(nearest.PredictAreaMeanIntersectionOverUnion)} |");
@@ -136,6 +133,17 @@ string reportPath = Path.Combine(output, "report.md");
 SegmentationFiles.WriteAtomically(reportPath, s => s.Write(Encoding.UTF8.GetBytes(report.ToString())));
 
 Console.WriteLine();
-Console.WriteLine($"PA-mIoU at ratio {Ratio}: L-MAE {Pct(lmae.PredictAreaMeanIntersectionOverUnion)}, NearestKnown {Pct(nearest.PredictAreaMeanIntersectionOverUnion)}");
-Console.WriteLine($"done in {total.Elapsed.TotalSeconds:F0} s; results: {output}");
+Console.WriteLine(Invariant($"PA-mIoU at ratio {Ratio}: L-MAE {Pct(lmae.PredictAreaMeanIntersectionOverUnion)}, NearestKnown {Pct(nearest.PredictAreaMeanIntersectionOverUnion)}"));
+Console.WriteLine(Invariant($"done in {total.Elapsed.TotalSeconds:F0} s; results: {output}"));
 
+/// <summary>Prints one line per epoch from the trainer's <see cref="TrainingProgress"/> records (called on the training thread).</summary>
+internal sealed class EpochLines : IProgress<TrainingProgress>
+{
+    public void Report(TrainingProgress p)
+    {
+        if (!p.EndOfEpoch) return;
+        string validation = p.ValidationLoss is double vl ? Invariant($", validation loss {vl:F4}") : "";
+        if (p.ValidationPaMiou is double pa) validation += Invariant($", validation PA-mIoU {pa:F2}");
+        Console.WriteLine(Invariant($"  epoch {p.Epoch}/{p.Epochs}: loss {p.Loss:F4}, {p.ImagesPerSecond:F1} images/s, learning rate {p.LearningRate:G3}{validation}"));
+    }
+}

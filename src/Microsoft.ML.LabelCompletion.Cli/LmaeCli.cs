@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Numerics;
 using System.Runtime.InteropServices;
 using Microsoft.ML.LabelCompletion.Cli.Commands;
 
@@ -88,41 +89,74 @@ public static class LmaeCli
         };
         root.Add(verbose);
 
-        var culture = CultureInfo.CurrentCulture;
-        // Numbers in messages, CSV and JSON, and in the trainer's log lines that the progress display reads, are invariant.
-        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+        ReadNumbersInvariantly(root);
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            string command = parse.CommandResult.Command is RootCommand ? "lmae" : $"lmae {parse.CommandResult.Command.Name}";
+            // One line: every parse error, most specific first (an unrecognized token explains a missing command), whitespace collapsed.
+            var messages = parse.Errors.Select(e => OneLine(e.Message)).Distinct()
+                .OrderBy(m => m.StartsWith("Unrecognized", StringComparison.Ordinal) ? 0 : 1);
+            error.WriteLine($"lmae: {string.Join(" ", messages)} (see '{command} --help')");
+            return UsageError;
+        }
         try
         {
-            var parse = root.Parse(args);
-            if (parse.Errors.Count > 0)
+            return parse.Invoke(new InvocationConfiguration
             {
-                string command = parse.CommandResult.Command is RootCommand ? "lmae" : $"lmae {parse.CommandResult.Command.Name}";
-                // One line: every parse error, most specific first (an unrecognized token explains a missing command), whitespace collapsed.
-                var messages = parse.Errors.Select(e => OneLine(e.Message)).Distinct()
-                    .OrderBy(m => m.StartsWith("Unrecognized", StringComparison.Ordinal) ? 0 : 1);
-                error.WriteLine($"lmae: {string.Join(" ", messages)} (see '{command} --help')");
-                return UsageError;
-            }
-            try
-            {
-                return parse.Invoke(new InvocationConfiguration
-                {
-                    Output = output, Error = error, EnableDefaultExceptionHandler = false,
-                    ProcessTerminationTimeout = null, // Ctrl+C and SIGTERM are ours (Run): commands stop cleanly, never killed midway
-                });
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                bool cancelled = e is OperationCanceledException;
-                error.WriteLine(cancelled ? "lmae: cancelled." : $"lmae: error: {Describe(e)}");
-                if (parse.GetValue(verbose)) error.WriteLine(e.ToString());
-                return cancelled ? Cancelled : Failure;
-            }
+                Output = output, Error = error, EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = null, // Ctrl+C and SIGTERM are ours (Run): commands stop cleanly, never killed midway
+            });
         }
-        finally
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            CultureInfo.CurrentCulture = culture;
+            bool cancelled = e is OperationCanceledException;
+            error.WriteLine(cancelled ? "lmae: cancelled." : $"lmae: error: {Describe(e)}");
+            if (parse.GetValue(verbose)) error.WriteLine(e.ToString());
+            return cancelled ? Cancelled : Failure;
         }
+    }
+
+    /// <summary>
+    /// Gives every floating-point option of <paramref name="command"/> and its subcommands a parser that reads the invariant
+    /// culture: <c>--lr 0.001</c> means one thousandth whatever the process culture (System.CommandLine's own parser reads the
+    /// current culture, where a German one takes <c>0.001</c> for 1). The process culture itself is left as it is.
+    /// </summary>
+    internal static void ReadNumbersInvariantly(System.CommandLine.Command command)
+    {
+        foreach (var option in command.Options)
+        {
+            switch (option)
+            {
+                case Option<double> d when d.CustomParser is null:
+                    d.CustomParser = r => ParseInvariant<double>(r, option.Name) ?? 0;
+                    break;
+                case Option<double?> d when d.CustomParser is null:
+                    d.CustomParser = r => ParseInvariant<double>(r, option.Name);
+                    break;
+                case Option<float> f when f.CustomParser is null:
+                    f.CustomParser = r => ParseInvariant<float>(r, option.Name) ?? 0;
+                    break;
+                case Option<float?> f when f.CustomParser is null:
+                    f.CustomParser = r => ParseInvariant<float>(r, option.Name);
+                    break;
+            }
+        }
+        foreach (var sub in command.Subcommands) ReadNumbersInvariantly(sub);
+    }
+
+    private static T? ParseInvariant<T>(System.CommandLine.Parsing.ArgumentResult result, string name) where T : struct, IFloatingPointIeee754<T>
+    {
+        if (result.Tokens.Count != 1)
+        {
+            result.AddError($"Option '{name}' expects one number.");
+            return null;
+        }
+        string token = result.Tokens[0].Value;
+        if (T.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out T value)) return value;
+        result.AddError($"Cannot parse argument '{token}' for option '{name}' as a number (digits with '.' as the decimal point, e.g. 0.5 or 1e-3).");
+        return null;
     }
 
     private static string OneLine(string message) =>

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.RegularExpressions;
+using Microsoft.ML.LabelCompletion.Model;
 
 namespace Microsoft.ML.LabelCompletion.Cli;
 
@@ -14,16 +14,12 @@ namespace Microsoft.ML.LabelCompletion.Cli;
 internal sealed record EpochRecord(int Epoch, double TrainLoss, double? ValidationLoss, double? ValidationPaMiou, double LearningRate, double Seconds);
 
 /// <summary>
-/// Follows training through <see cref="MLContext.Log"/>: the estimator logs every step at trace level
-/// (<c>Epoch e/E, step s/S: loss L, X images/s.</c>) and every epoch at info level
-/// (<c>Epoch e/E: loss L, X images/s, learning rate R[, validation loss V][, validation PA-mIoU P].</c>). Step messages drive the
-/// progress display (in place on a terminal, a line every few seconds otherwise); epoch messages become <see cref="Epochs"/>.
+/// Follows training as the estimator's <see cref="LabelCompletionOptions.Progress"/>: step records drive the progress display
+/// (in place on a terminal, a line every few seconds otherwise); end-of-epoch records become <see cref="Epochs"/> and one line
+/// each. Numbers are written in the invariant culture; the process culture is left as it is.
 /// </summary>
-internal sealed partial class TrainingMonitor : IDisposable
+internal sealed class TrainingMonitor : IProgress<TrainingProgress>
 {
-    private const string Number = @"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|NaN|-?∞|-?Infinity";
-
-    private readonly MLContext _ml;
     private readonly CliConsole _console;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly List<EpochRecord> _epochs = new();
@@ -31,12 +27,7 @@ internal sealed partial class TrainingMonitor : IDisposable
     private TimeSpan? _lastPlainLine;
     private int _liveLineLength;
 
-    public TrainingMonitor(MLContext ml, CliConsole console)
-    {
-        _ml = ml;
-        _console = console;
-        _ml.Log += OnLog;
-    }
+    public TrainingMonitor(CliConsole console) => _console = console;
 
     /// <summary>The epochs reported so far.</summary>
     public IReadOnlyList<EpochRecord> Epochs
@@ -53,13 +44,6 @@ internal sealed partial class TrainingMonitor : IDisposable
     /// <summary>Minimum time between two plain (non-terminal) step lines.</summary>
     public TimeSpan PlainStepInterval { get; init; } = TimeSpan.FromSeconds(10);
 
-    [GeneratedRegex(@"^Epoch (?<e>\d+)/(?<E>\d+), step (?<s>\d+)(?:/(?<S>\d+))?: loss (?<loss>" + Number + @"), (?<ips>" + Number + @") images/s")]
-    private static partial Regex StepPattern();
-
-    [GeneratedRegex(@"^Epoch (?<e>\d+)/(?<E>\d+): loss (?<loss>" + Number + @"), (?<ips>" + Number + @") images/s, learning rate (?<lr>" + Number
-        + @")(?:, validation loss (?<vl>" + Number + @"))?(?:, validation PA-mIoU (?<pa>" + Number + @"))?")]
-    private static partial Regex EpochPattern();
-
     /// <summary>Clears the live line (call before printing anything else after training).</summary>
     public void Finish()
     {
@@ -73,30 +57,15 @@ internal sealed partial class TrainingMonitor : IDisposable
         }
     }
 
-    /// <summary>Stops listening to the log.</summary>
-    public void Dispose() => _ml.Log -= OnLog;
-
-    /// <summary>Handles one message (public to the tests through <see cref="Observe"/>).</summary>
-    private void OnLog(object? sender, LoggingEventArgs e) => Observe(e.RawMessage ?? e.Message);
-
-    /// <summary>Parses one raw log message; returns true when it was a training progress message.</summary>
-    internal bool Observe(string message)
+    /// <summary>Takes one record from the trainer (called on the training thread).</summary>
+    public void Report(TrainingProgress value)
     {
-        if (string.IsNullOrEmpty(message) || !message.StartsWith("Epoch ", StringComparison.Ordinal)) return false;
-        var step = StepPattern().Match(message);
-        if (step.Success)
-        {
-            OnStep(Int(step, "e"), Int(step, "E"), Int(step, "s"), step.Groups["S"].Success ? Int(step, "S") : null, Num(step, "loss"), Num(step, "ips"));
-            return true;
-        }
-        var epoch = EpochPattern().Match(message);
-        if (epoch.Success)
-        {
-            OnEpoch(new EpochRecord(Int(epoch, "e"), Num(epoch, "loss"), OptionalNum(epoch, "vl"), OptionalNum(epoch, "pa"), Num(epoch, "lr"),
-                _clock.Elapsed.TotalSeconds), Int(epoch, "E"), Num(epoch, "ips"));
-            return true;
-        }
-        return false;
+        ArgumentNullException.ThrowIfNull(value);
+        if (value.EndOfEpoch)
+            OnEpoch(new EpochRecord(value.Epoch, value.Loss, value.ValidationLoss, value.ValidationPaMiou, value.LearningRate, _clock.Elapsed.TotalSeconds),
+                value.Epochs, value.ImagesPerSecond);
+        else
+            OnStep(value.Epoch, value.Epochs, value.Step, value.StepsPerEpoch, value.Loss, value.ImagesPerSecond);
     }
 
     private void OnStep(int epoch, int epochs, int step, int? steps, double loss, double imagesPerSecond)
@@ -149,18 +118,4 @@ internal sealed partial class TrainingMonitor : IDisposable
 
     private static string Format(TimeSpan t) =>
         t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}" : $"{t.Minutes:00}:{t.Seconds:00}";
-
-    private static int Int(Match m, string group) => int.Parse(m.Groups[group].Value, CultureInfo.InvariantCulture);
-
-    private static double Num(Match m, string group) => ParseNumber(m.Groups[group].Value);
-
-    private static double? OptionalNum(Match m, string group) => m.Groups[group].Success ? ParseNumber(m.Groups[group].Value) : null;
-
-    private static double ParseNumber(string text) => text switch
-    {
-        "NaN" => double.NaN,
-        "∞" or "Infinity" => double.PositiveInfinity,
-        "-∞" or "-Infinity" => double.NegativeInfinity,
-        _ => double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture),
-    };
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Reflection;
 using Microsoft.ML.Data;
 using Microsoft.ML.LabelCompletion.Evaluation;
@@ -21,8 +22,9 @@ namespace Microsoft.ML.LabelCompletion;
 /// <para>
 /// <see cref="Fit(IDataView)"/> streams the training data once per epoch (it is never loaded whole), trains on the device
 /// chosen by <c>MLContext.GpuDeviceId</c> / <c>MLContext.FallbackToCpu</c>, seeds from <see cref="LabelCompletionOptions.Seed"/>
-/// or else the <c>MLContext</c>'s seed (0 when it has none), reports progress through ML.NET's progress channel and
-/// <c>MLContext.Log</c> (per step at trace level; per epoch loss, images/s, learning rate and validation metrics at info level),
+/// or else the <c>MLContext</c>'s seed (0 when it has none), reports progress as <see cref="TrainingProgress"/> records to
+/// <see cref="LabelCompletionOptions.Progress"/>, through ML.NET's progress channel and to <c>MLContext.Log</c> (per step at
+/// trace level; per epoch loss, images/s, learning rate and validation metrics at info level; numbers in invariant culture),
 /// and stops before the next step when <see cref="LabelCompletionOptions.CancellationToken"/> is cancelled. With
 /// <see cref="LabelCompletionOptions.CheckpointDirectory"/> it writes checkpoints (also on cancellation) and, with
 /// <see cref="LabelCompletionOptions.ResumeFromCheckpoint"/>, continues from the latest valid one.
@@ -100,18 +102,21 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
         void Report(TrainingProgress p)
         {
             Volatile.Write(ref latest, p);
+            var invariant = CultureInfo.InvariantCulture;
             if (p.EndOfEpoch)
             {
-                string validation = p.ValidationLoss is double vl ? $", validation loss {vl:G5}" : "";
-                if (p.ValidationPaMiou is double pa) validation += $", validation PA-mIoU {pa:F2}";
-                ch.Info($"Epoch {p.Epoch}/{p.Epochs}: loss {p.Loss:G5}, {p.ImagesPerSecond:F1} images/s, learning rate {p.LearningRate:G3}{validation}.");
+                string validation = p.ValidationLoss is double vl ? string.Create(invariant, $", validation loss {vl:G5}") : "";
+                if (p.ValidationPaMiou is double pa) validation += string.Create(invariant, $", validation PA-mIoU {pa:F2}");
+                ch.Info(string.Create(invariant,
+                    $"Epoch {p.Epoch}/{p.Epochs}: loss {p.Loss:G5}, {p.ImagesPerSecond:F1} images/s, learning rate {p.LearningRate:G3}{validation}."));
                 pch.Checkpoint(p.Loss, p.ValidationLoss, p.ValidationPaMiou, p.Epoch);
             }
             else
             {
                 string steps = p.StepsPerEpoch is int s ? $"/{s}" : "";
-                ch.Trace($"Epoch {p.Epoch}/{p.Epochs}, step {p.Step}{steps}: loss {p.Loss:G5}, {p.ImagesPerSecond:F1} images/s.");
+                ch.Trace(string.Create(invariant, $"Epoch {p.Epoch}/{p.Epochs}, step {p.Step}{steps}: loss {p.Loss:G5}, {p.ImagesPerSecond:F1} images/s."));
             }
+            _options.Progress?.Report(p);
             // ML.NET's own cancellation (the environment's CancelExecution) stops training before the next step too.
             if (cancelable?.IsCanceled == true) cancellation.Cancel();
         }
@@ -220,12 +225,16 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
             "needs a CheckpointDirectory to resume from.");
     }
 
-    /// <summary>A copy of every public field, arrays cloned (so later changes by the caller do not reach a trained model).</summary>
+    /// <summary>
+    /// A copy of every public field, arrays cloned (so later changes by the caller do not reach a trained model), and of
+    /// <see cref="LabelCompletionOptions.Progress"/>.
+    /// </summary>
     internal static LabelCompletionOptions CopyOptions(LabelCompletionOptions source)
     {
         var copy = new LabelCompletionOptions();
         foreach (var field in typeof(LabelCompletionOptions).GetFields(BindingFlags.Public | BindingFlags.Instance))
             field.SetValue(copy, field.GetValue(source) is Array array ? array.Clone() : field.GetValue(source));
+        copy.Progress = source.Progress;
         return copy;
     }
 }

@@ -239,6 +239,16 @@ public sealed class LabelCompletionOptions
     /// <summary>Cancels training (checked before every step) and completion. Default none.</summary>
     public CancellationToken CancellationToken;
 
+    /// <summary>
+    /// Receives training progress: a record after every optimisation step and one with <see cref="TrainingProgress.EndOfEpoch"/>
+    /// set after every epoch (mean loss, learning rate and, with a <see cref="ValidationSet"/>, validation loss and PA-mIoU).
+    /// <see cref="IProgress{T}.Report"/> is called on the training thread, between two steps; a <see cref="Progress{T}"/>
+    /// hands the records to the <see cref="SynchronizationContext"/> it was created on (the thread pool when there is none,
+    /// where they may arrive out of order). The same numbers go to <c>MLContext.Log</c>. A property, not a field: never saved
+    /// with the model. Default null.
+    /// </summary>
+    public IProgress<TrainingProgress>? Progress { get; set; }
+
     // ---------------------------------------------------------------- inference
     /// <summary>Mask Selector used by <c>Transform</c>. Default <see cref="MaskSelectorMode.Unknown"/>.</summary>
     public MaskSelectorMode MaskSelector = MaskSelectorMode.Unknown;

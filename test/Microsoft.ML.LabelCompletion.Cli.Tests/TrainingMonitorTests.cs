@@ -1,42 +1,54 @@
+using Microsoft.ML.LabelCompletion.Model;
+
 namespace Microsoft.ML.LabelCompletion.Cli.Tests;
 
-/// <summary>The progress display reads the estimator's log lines; the curves come from its epoch lines.</summary>
+/// <summary>The progress display takes the estimator's <see cref="TrainingProgress"/> records; the curves come from its epoch records.</summary>
 [TestClass]
 public sealed class TrainingMonitorTests
 {
+    private static TrainingProgress Step(int epoch, int epochs, int step, int steps, double loss, double imagesPerSecond) =>
+        new(epoch, epochs, step, steps, loss, imagesPerSecond, 1e-3, null, null, EndOfEpoch: false);
+
+    private static TrainingProgress EpochEnd(int epoch, int epochs, double loss, double imagesPerSecond, double learningRate,
+        double? validationLoss = null, double? validationPaMiou = null) =>
+        new(epoch, epochs, 5, 5, loss, imagesPerSecond, learningRate, validationLoss, validationPaMiou, EndOfEpoch: true);
+
     [TestMethod]
-    public void EpochAndStepLines_AreParsed()
+    public void StepAndEpochRecords_BecomeLinesAndCurves()
     {
         using var output = new StringWriter();
-        var ml = new MLContext(seed: 0);
-        using var monitor = new TrainingMonitor(ml, new CliConsole(output, TextWriter.Null, Interactive: false)) { PlainStepInterval = TimeSpan.Zero };
-        Assert.IsTrue(monitor.Observe("Epoch 1/3, step 2/5: loss 1.2345, 7.5 images/s."));
-        Assert.IsTrue(monitor.Observe("Epoch 1/3: loss 1.1, 8.0 images/s, learning rate 0.0001."));
-        Assert.IsTrue(monitor.Observe("Epoch 2/3: loss 0.95, 8.2 images/s, learning rate 8E-05, validation loss 1.0234, validation PA-mIoU 41.25."));
-        Assert.IsFalse(monitor.Observe("Training done."));
+        IProgress<TrainingProgress> monitor = new TrainingMonitor(new CliConsole(output, TextWriter.Null, Interactive: false)) { PlainStepInterval = TimeSpan.Zero };
+        monitor.Report(Step(1, 3, 2, 5, 1.2345, 7.5));
+        monitor.Report(EpochEnd(1, 3, 1.1, 8.0, 1e-4));
+        monitor.Report(EpochEnd(2, 3, 0.95, 8.2, 8e-5, 1.0234, 41.25));
 
-        var epochs = monitor.Epochs;
+        var epochs = ((TrainingMonitor)monitor).Epochs;
         Assert.HasCount(2, epochs);
         Assert.AreEqual(1, epochs[0].Epoch);
-        Assert.AreEqual(1.1, epochs[0].TrainLoss, 1e-12);
+        Assert.AreEqual(1.1, epochs[0].TrainLoss);
         Assert.IsNull(epochs[0].ValidationLoss);
-        Assert.AreEqual(1e-4, epochs[0].LearningRate, 1e-12);
-        Assert.AreEqual(8e-5, epochs[1].LearningRate, 1e-12);
-        Assert.AreEqual(1.0234, epochs[1].ValidationLoss!.Value, 1e-12);
-        Assert.AreEqual(41.25, epochs[1].ValidationPaMiou!.Value, 1e-12);
-        string text = output.ToString();
-        Assert.IsTrue(text.Contains("epoch 1/3  step 2/5  loss 1.2345", StringComparison.Ordinal), text);
-        Assert.IsTrue(text.Contains("left", StringComparison.Ordinal), text);
-        Assert.IsFalse(text.Contains('\r'), "plain output has no carriage returns: " + text);
+        Assert.IsNull(epochs[0].ValidationPaMiou);
+        Assert.AreEqual(1e-4, epochs[0].LearningRate);
+        Assert.AreEqual(2, epochs[1].Epoch);
+        Assert.AreEqual(8e-5, epochs[1].LearningRate);
+        Assert.AreEqual(1.0234, epochs[1].ValidationLoss);
+        Assert.AreEqual(41.25, epochs[1].ValidationPaMiou);
+        Assert.IsTrue(epochs[1].Seconds >= epochs[0].Seconds);
+        string[] lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.HasCount(3, lines, output.ToString());
+        StringAssert.StartsWith(lines[0], "epoch 1/3  step 2/5  loss 1.2345  7.5 img/s  left ");
+        StringAssert.StartsWith(lines[1], "epoch 1/3 done  loss 1.1000  lr 0.0001  8.0 img/s  00:");
+        StringAssert.StartsWith(lines[2], "epoch 2/3 done  loss 0.9500  val loss 1.0234  val PA-mIoU 41.25  lr 8E-05  8.2 img/s  00:");
+        Assert.IsFalse(output.ToString().Contains('\r'), "plain output has no carriage returns: " + output);
     }
 
     [TestMethod]
     public void InteractiveDisplay_RewritesOneLine()
     {
         using var output = new StringWriter();
-        using var monitor = new TrainingMonitor(new MLContext(seed: 0), new CliConsole(output, TextWriter.Null, Interactive: true));
-        monitor.Observe("Epoch 1/1, step 1/2: loss 2, 1.0 images/s.");
-        monitor.Observe("Epoch 1/1, step 2/2: loss 1.5, 1.0 images/s.");
+        var monitor = new TrainingMonitor(new CliConsole(output, TextWriter.Null, Interactive: true));
+        monitor.Report(Step(1, 1, 1, 2, 2, 1.0));
+        monitor.Report(Step(1, 1, 2, 2, 1.5, 1.0));
         monitor.Finish();
         string text = output.ToString();
         Assert.AreEqual(4, text.Count(c => c == '\r'), "two in-place updates and one clear (two carriage returns): " + text);

@@ -65,11 +65,11 @@ internal static class CompleteCommand
                 CommonOptions.UnknownValue(parse.GetValue(unknown)), console);
             if (opened.NumberOfClasses != trained.NumberOfClasses || opened.UnknownLabel != options.UnknownLabel)
                 throw new CliException($"the model completes {trained.NumberOfClasses} classes (unknown {options.UnknownLabel}) but the data has {opened.NumberOfClasses} (unknown {opened.UnknownLabel}).");
-            if (string.Equals(Path.TrimEndingDirectorySeparator(outDir), Path.TrimEndingDirectorySeparator(opened.Dataset.Root), StringComparison.Ordinal))
-                throw new CliException("--out is the data folder; completed labels would overwrite the originals. Choose another folder.");
+            new OutputPaths().Reads(opened).Reads(parse.GetValue(model)!).CheckFolder("--out", outDir,
+                opened.Dataset.Pairs.SelectMany(p => Outputs(outDir, p, parse.GetValue(overlay), parse.GetValue(confidence))));
 
             float maskRatio = parse.GetValue(ratio);
-            if (!(maskRatio > 0 && maskRatio < 1)) throw new CliException($"--ratio must be in (0, 1), not {maskRatio}.");
+            if (!(maskRatio > 0 && maskRatio < 1)) throw new CliException($"--ratio must be in (0, 1), not {maskRatio.ToString(System.Globalization.CultureInfo.InvariantCulture)}.");
             int backgroundClass = parse.GetValue(background);
             if (backgroundClass < 0 || backgroundClass >= trained.NumberOfClasses)
                 throw new CliException($"--background-class must be a class, 0..{trained.NumberOfClasses - 1}.");
@@ -222,7 +222,7 @@ internal static class CompleteCommand
             {
                 lastReport = clock.Elapsed;
                 double perSecond = count / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                string line = $"{count}/{todo.Count} labels  {perSecond:F2} images/s";
+                string line = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{count}/{todo.Count} labels  {perSecond:F2} images/s");
                 if (console.Interactive) console.Out.Write('\r' + line);
                 else console.Out.WriteLine(line);
             }

@@ -65,6 +65,8 @@ internal static class EvaluateCommand
             byte unknownLabel = trained.Options.UnknownLabel;
             if (opened.NumberOfClasses != trained.NumberOfClasses || opened.UnknownLabel != unknownLabel)
                 throw new CliException($"the model completes {trained.NumberOfClasses} classes (unknown {unknownLabel}) but the data has {opened.NumberOfClasses} (unknown {opened.UnknownLabel}).");
+            new OutputPaths().Reads(opened).Reads(modelPath).CheckFolder("--out", outDir, [Path.Combine(outDir, "metrics.json"),
+                .. ratioList.Select(r => Path.Combine(outDir, $"per_class_pa_iou_r{r.ToString(CultureInfo.InvariantCulture)}.png"))], mayHoldInputs: true);
 
             var inference = trained.Options;
             inference.MaskSelector = MaskSelectorMode.Unknown;

@@ -10,7 +10,9 @@ namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 /// <c>lmae train</c>: trains an L-MAE through the ML.NET pipeline (<c>mlContext.Transforms.CompleteLabels(options).Fit</c>), saves it
 /// with <c>mlContext.Model.Save</c>, and writes the training curves as <c>&lt;out&gt;.curves.csv</c> and <c>&lt;out&gt;.curves.png</c>.
 /// Training writes checkpoints to <c>&lt;out&gt;.checkpoints/</c> (or <c>--checkpoints</c>); after a crash, Ctrl+C or SIGTERM,
-/// the same command with <c>--resume</c> continues from the last one. They are deleted once the model is saved.
+/// the same command with <c>--resume</c> continues from the last one. They are deleted once the model is saved. Progress comes
+/// as <see cref="LabelCompletionOptions.Progress"/> records (<see cref="TrainingMonitor"/>). The model, its curves and the
+/// checkpoint folder are refused inside the training or validation data (<see cref="OutputPaths"/>).
 /// </summary>
 internal static class TrainCommand
 {
@@ -93,11 +95,11 @@ internal static class TrainCommand
             options.DirectionalPrior = !parse.GetValue(noDirectional) && options.PixelRefinementChannels > 0;
             options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), LabelCompletionPrecision.Float32);
             if (parse.GetValue(minutes) is double budget)
-                options.TrainingTimeLimit = budget > 0 && double.IsFinite(budget) ? TimeSpan.FromMinutes(budget) : throw new CliException($"--minutes must be positive, not {budget}.");
+                options.TrainingTimeLimit = budget > 0 && double.IsFinite(budget) ? TimeSpan.FromMinutes(budget) : throw new CliException($"--minutes must be positive, not {budget.ToString(CultureInfo.InvariantCulture)}.");
             if (parse.GetValue(maskRatio) is float m)
-                options.MaskRatio = m is > 0 and < 1 ? m : throw new CliException($"--mask-ratio must be in (0, 1), not {m}.");
+                options.MaskRatio = m is > 0 and < 1 ? m : throw new CliException($"--mask-ratio must be in (0, 1), not {m.ToString(CultureInfo.InvariantCulture)}.");
             if (parse.GetValue(learningRate) is double lr)
-                options.LearningRate = lr > 0 && double.IsFinite(lr) ? lr : throw new CliException($"--lr must be positive, not {lr}.");
+                options.LearningRate = lr > 0 && double.IsFinite(lr) ? lr : throw new CliException($"--lr must be positive, not {lr.ToString(CultureInfo.InvariantCulture)}.");
             if (parse.GetValue(labelPrior) is string prior)
             {
                 options.LabelPrior = prior switch
@@ -119,6 +121,10 @@ internal static class TrainCommand
 
             string checkpointDir = Path.GetFullPath(parse.GetValue(checkpoints) ?? outPath + ".checkpoints");
             options.CheckpointDirectory = checkpointDir;
+            var inputs = new OutputPaths().Reads(train);
+            if (val is not null) inputs.Reads(val, "the validation data folder");
+            inputs.CheckFiles("--out", [outPath, outPath + ".curves.csv", outPath + ".curves.png"]);
+            inputs.CheckFolder("--checkpoints", checkpointDir); // it is emptied once the model is saved
             if (parse.GetValue(checkpointEvery) is int every)
                 options.CheckpointEverySteps = every >= 0 ? every : throw new CliException($"--checkpoint-every must be 0 or positive, not {every}.");
             options.ResumeFromCheckpoint = parse.GetValue(resume);
@@ -132,38 +138,37 @@ internal static class TrainCommand
             console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"training {options.ModelSize} for {options.Epochs} epochs, batch {options.BatchSize}, lr {options.LearningRate:G3}, mask ratio {options.MaskRatio}, device {parse.GetValue(device)}, seed {options.Seed}"));
             var clock = Stopwatch.StartNew();
+            var monitor = new TrainingMonitor(console) { TimeLimit = options.TrainingTimeLimit };
+            options.Progress = monitor;
             LabelCompletionTransformer model;
-            IReadOnlyList<EpochRecord> curves;
-            using (var monitor = new TrainingMonitor(ml, console) { TimeLimit = options.TrainingTimeLimit })
+            try
             {
-                try
-                {
-                    model = Fit(ml, options, train);
-                }
-                catch (OperationCanceledException)
-                {
-                    monitor.Finish();
-                    console.Error.WriteLine(TrainingCheckpoints.FindLatest(checkpointDir) is { } last
-                        ? $"lmae: training interrupted; its checkpoint at {Describe(last)} is in {checkpointDir}. Run the same command with --resume to continue."
-                        : "lmae: training interrupted before its first checkpoint.");
-                    return LmaeCli.Cancelled;
-                }
-                finally
-                {
-                    monitor.Finish();
-                }
-                curves = monitor.Epochs;
+                model = Fit(ml, options, train);
             }
+            catch (OperationCanceledException)
+            {
+                monitor.Finish();
+                console.Error.WriteLine(TrainingCheckpoints.FindLatest(checkpointDir) is { } last
+                    ? $"lmae: training interrupted; its checkpoint at {Describe(last)} is in {checkpointDir}. Run the same command with --resume to continue."
+                    : "lmae: training interrupted before its first checkpoint.");
+                return LmaeCli.Cancelled;
+            }
+            finally
+            {
+                monitor.Finish();
+            }
+            var curves = monitor.Epochs;
             using (model)
             {
                 ModelFiles.Save(ml, model, train.View.Schema, outPath);
             }
             TrainingCheckpoints.Delete(checkpointDir); // the model is saved: the checkpoints have done their job
-            console.Out.WriteLine($"model: {outPath} ({new FileInfo(outPath).Length / 1024.0:F0} KiB, trained in {clock.Elapsed.TotalSeconds:F0} s)");
+            console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"model: {outPath} ({new FileInfo(outPath).Length / 1024.0:F0} KiB, trained in {clock.Elapsed.TotalSeconds:F0} s)"));
 
             if (curves.Count == 0)
             {
-                console.Warn("the trainer reported no epochs through MLContext.Log; no training curves were written.");
+                console.Warn("the trainer reported no epochs; no training curves were written.");
                 return LmaeCli.Success;
             }
             string csv = outPath + ".curves.csv", png = outPath + ".curves.png";
