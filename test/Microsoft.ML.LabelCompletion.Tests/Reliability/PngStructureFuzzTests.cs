@@ -103,13 +103,19 @@ public sealed class PngStructureFuzzTests
         StringAssert.Contains(error?.Message, "more compressed image data than the header's size allows");
         Bounded("64 MiB bomb (SkiaSharp)", () => SegmentationFiles.DecodeImage(bomb, Source), bytes: 2 << 20);
 
-        // 2. A big image within the limit whose data is all zeros: it decodes, with memory of the order of its size.
+        // 2. A header within the limit that claims 648 MB of 16-bit RGBA samples, with a few bytes of data: it fails as
+        //    truncated, and what it allocated follows the data that inflated, not the header.
+        byte[] claim = PngBuilder.Build(PngBuilder.Ihdr(9000, 9000, 16, 6), PngBuilder.Idat(new byte[100]), PngBuilder.Iend());
+        var truncated = Bounded("648 MB claimed, 100 bytes given", () => Png.Decode(claim, Source), bytes: 4 << 20);
+        StringAssert.Contains(truncated?.Message, "truncated image data: 100 of 648009000 bytes decompressed");
+
+        // 3. A big image within the limit whose data is all zeros: it decodes, with memory of the order of its size.
         const int side = 4000;
         byte[] big = PngBuilder.Build(PngBuilder.Ihdr(side, side, 8, 0), PngBuilder.Chunk("IDAT", Deflated(side * (side + 1))), PngBuilder.Iend());
         Assert.IsNull(Bounded("16 MP of zeros", () => Png.Decode(big, Source), seconds: 5, bytes: 4L * side * side));
         Assert.IsNull(Bounded("16 MP of zeros (SkiaSharp)", () => SegmentationFiles.DecodeImage(big, Source), seconds: 5, bytes: 8L * side * side + (8 << 20)));
 
-        // 3. 200,000 empty stored deflate blocks (1 MB of input, no output) before the real data: time grows with the input only.
+        // 4. 200,000 empty stored deflate blocks (1 MB of input, no output) before the real data: time grows with the input only.
         byte[] raw = new byte[8 * (1 + 8)];
         using var zlib = new MemoryStream();
         zlib.Write([0x78, 0x01]);
