@@ -22,14 +22,15 @@ public sealed class OrientationAndColourTests
     [TestMethod]
     public void PillowsOrientationFixtures_TurnBackToTheUprightPicture()
     {
-        // An independent reference: Pillow's exif_transpose brings each of these within a mean difference of 17 of hopper.jpg.
+        // An independent reference: Pillow's exif_transpose brings each of these within a mean difference of 17 of hopper.jpg;
+        // ours within 4.65-4.85 (JPEG noise), the stored pixels are 59-82 away.
         var upright = SegmentationFiles.ReadImage(Fixture("hopper.jpg"));
         for (int orientation = 2; orientation <= 8; orientation++)
         {
             string file = Fixture($"hopper_orientation_{orientation}.jpg");
             double applied = MeanAbsoluteDifference(upright, SegmentationFiles.ReadImage(file));
             double ignored = MeanAbsoluteDifference(upright, SegmentationFiles.ReadImage(file, SegmentationFiles.DefaultMaxImagePixels, ExifOrientationHandling.Ignore));
-            Assert.IsTrue(applied < 17, $"orientation {orientation}: mean difference {applied:F1} after turning");
+            Assert.IsTrue(applied < 8, $"orientation {orientation}: mean difference {applied:F1} after turning");
             Assert.IsTrue(ignored > 2 * applied + 10, $"orientation {orientation}: the stored pixels must differ ({ignored:F1} against {applied:F1})");
             var refused = Assert.Throws<InvalidDataException>(() =>
                 SegmentationFiles.ReadImage(file, SegmentationFiles.DefaultMaxImagePixels, ExifOrientationHandling.Refuse));
@@ -162,6 +163,6 @@ public sealed class OrientationAndColourTests
         Assert.IsTrue(topLeft[0] > 200 && topLeft[1] < 60 && topLeft[2] < 60, $"top-left {string.Join(",", topLeft)} is red");
         Assert.IsTrue(bottomRight.All(v => v < 30), $"bottom-right {string.Join(",", bottomRight)} is black");
         double difference = MeanAbsoluteDifference(cmyk, rgb);
-        Assert.IsTrue(difference < 20, $"mean difference {difference:F1} from the RGB version");
+        Assert.IsTrue(difference < 8, $"mean difference {difference:F1} from the RGB version");
     }
 }
