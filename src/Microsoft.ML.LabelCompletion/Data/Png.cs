@@ -236,8 +236,8 @@ internal static class Png
         int channels = ChannelsOf(colorType);
         int bitsPerPixel = channels * bitDepth;
         var passes = interlaced ? s_adam7 : s_progressive;
-        // Both sides are below 2^31 and at most 64 bits per pixel, so the products below fit in a long only because the
-        // pixel limit came first; checked arithmetic makes any overflow (a raised limit) an error, never a wrapped size.
+        // With sides near 2^31 and 64 bits per pixel these products exceed a long. The pixel limit keeps them small, and
+        // checked arithmetic turns an overflow (under a raised limit) into an error instead of a wrapped size.
         long expected = 0, sampleBytes;
         try
         {
