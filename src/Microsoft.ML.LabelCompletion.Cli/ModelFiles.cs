@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.LabelCompletion.Data;
 
 namespace Microsoft.ML.LabelCompletion.Cli;
 
@@ -36,23 +37,13 @@ internal static class ModelFiles
         }
     }
 
-    /// <summary>Saves <paramref name="model"/> to <paramref name="path"/> atomically (a temporary file in the same folder, then a rename).</summary>
+    /// <summary>
+    /// Saves <paramref name="model"/> to <paramref name="path"/> atomically and durably (a temporary file in the same folder,
+    /// flushed to the disk, renamed, the folder flushed: <see cref="SegmentationFiles.WriteAtomically"/>), so the checkpoints
+    /// may be deleted once it returns.
+    /// </summary>
     public static void Save(MLContext ml, ITransformer model, DataViewSchema inputSchema, string path)
-    {
-        string full = Path.GetFullPath(path);
-        string folder = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(folder);
-        string temp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            ml.Model.Save(model, inputSchema, temp);
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
+        => SegmentationFiles.WriteAtomically(path, stream => ml.Model.Save(model, inputSchema, stream));
 
     private static string Describe(ITransformer transformer) => transformer is TransformerChain<ITransformer> chain
         ? $"a chain of {string.Join(", ", chain.Select(t => t.GetType().Name))}"

@@ -28,21 +28,28 @@ public static class TrainingCheckpoints
     }
 
     /// <summary>
-    /// Deletes the checkpoints in <paramref name="directory"/> and the temporary files of interrupted checkpoint writes (only
-    /// files this library names), then the folder itself when nothing else is left in it. Returns the number of files deleted.
+    /// Deletes the checkpoints in <paramref name="directory"/>, the temporary files of interrupted checkpoint writes and the
+    /// folder's training lock (only files this library names), then the folder itself when nothing else is left in it.
+    /// Returns the number of checkpoints deleted. Call it only once the trained model is safely on disk: a model zip written
+    /// through <see cref="Data.SegmentationFiles.WriteAtomically"/> is flushed to the disk, and so is its folder entry.
     /// </summary>
     /// <param name="directory">The checkpoint folder (it need not exist).</param>
+    /// <exception cref="IOException">A training run holds the folder (the message names it and the holder's process id).</exception>
     public static int Delete(string directory)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         if (!Directory.Exists(directory)) return 0;
         int deleted = 0;
-        foreach (var file in TrainingCheckpoint.List(directory))
+        using (TrainingCheckpoint.FolderLock.Acquire(directory))
         {
-            File.Delete(file);
-            deleted++;
+            foreach (var file in TrainingCheckpoint.List(directory))
+            {
+                File.Delete(file);
+                deleted++;
+            }
+            TrainingCheckpoint.DeleteLeftovers(directory);
         }
-        TrainingCheckpoint.DeleteLeftovers(directory);
+        File.Delete(Path.Combine(directory, TrainingCheckpoint.FolderLock.LockFileName));
         if (!Directory.EnumerateFileSystemEntries(directory).Any()) Directory.Delete(directory);
         return deleted;
     }

@@ -23,9 +23,11 @@ public static class ImageConversions
         };
         ReadOnlySpan<byte> pixels = image.Pixels;
         int stride = height > 0 ? pixels.Length / height : 0;
-        if (stride < width * 4)
+        if (width <= 0 || height <= 0 || stride < width * 4L)
             throw new InvalidDataException($"MLImage holds {pixels.Length} bytes, too few for {width}x{height} 32-bit pixels.");
-        var rgb = new byte[checked(width * height * 3)];
+        if ((long)width * height * 3 > Array.MaxLength)
+            throw new InvalidDataException($"MLImage of {width}x{height} pixels is too large to convert in memory.");
+        var rgb = new byte[width * height * 3];
         int r = bgra ? 2 : 0, b = bgra ? 0 : 2;
         for (int y = 0; y < height; y++)
         {
@@ -47,8 +49,10 @@ public static class ImageConversions
     {
         ArgumentNullException.ThrowIfNull(image);
         image.Validate();
-        int n = image.Width * image.Height;
-        var bgra = new byte[checked(n * 4)];
+        int n = image.Width * image.Height; // Validate checked that Pixels holds n * 3 bytes
+        if ((long)n * 4 > Array.MaxLength)
+            throw new InvalidDataException($"RgbImage of {image.Width}x{image.Height} pixels is too large for an MLImage.");
+        var bgra = new byte[n * 4];
         var rgb = image.Pixels;
         for (int i = 0; i < n; i++)
         {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.IO.Compression;
 
 namespace Microsoft.ML.LabelCompletion.Data;
@@ -19,8 +20,10 @@ internal enum PngColorType : byte
 /// </summary>
 internal sealed class PngImage
 {
-    public PngImage(int width, int height, int bitDepth, PngColorType colorType, byte[] samples, byte[]? palette, byte[]? transparency)
+    public PngImage(int width, int height, int bitDepth, PngColorType colorType, byte[] samples, byte[]? palette, byte[]? transparency,
+        int orientation = ExifOrientation.Upright)
     {
+        Orientation = orientation;
         Width = width;
         Height = height;
         BitDepth = bitDepth;
@@ -46,6 +49,9 @@ internal sealed class PngImage
     /// <summary>tRNS chunk, raw.</summary>
     public byte[]? Transparency { get; }
 
+    /// <summary>The EXIF orientation of an <c>eXIf</c> chunk (1..8), 1 when there is none; the samples are as stored.</summary>
+    public int Orientation { get; }
+
     /// <summary>The value of sample <paramref name="index"/> (in samples, not bytes).</summary>
     public int Sample(int index) => BitDepth == 16 ? (Samples[2 * index] << 8) | Samples[2 * index + 1] : Samples[index];
 }
@@ -53,7 +59,9 @@ internal sealed class PngImage
 /// <summary>
 /// A small, strict PNG reader and writer (PNG specification, ISO/IEC 15948): every colour type (0, 2, 3, 4, 6), bit
 /// depths 1/2/4/8/16, all five filter types, Adam7 interlacing, CRC checked on every chunk, zlib through
-/// <see cref="ZLibStream"/> (which checks the Adler-32). Errors name the source and the problem.
+/// <see cref="ZLibStream"/> (which checks the Adler-32). The header's size is checked against a pixel limit before anything
+/// is allocated, every size computation is checked arithmetic, and every failure is an <see cref="InvalidDataException"/>
+/// whose message starts with the source.
 /// </summary>
 internal static class Png
 {
@@ -65,8 +73,11 @@ internal static class Png
 
     private static readonly (int X, int Y, int Dx, int Dy)[] s_progressive = [(0, 0, 1, 1)];
 
-    /// <summary>Largest decoded sample buffer accepted (guards against forged headers).</summary>
-    private const long MaxDecodedBytes = 1L << 30;
+    /// <summary>
+    /// Default pixel limit (width x height) of a decoded image: 89,478,485, Pillow's <c>MAX_IMAGE_PIXELS</c> (a quarter GiB
+    /// of 24-bit pixels, 1 GiB of 32-bit ones).
+    /// </summary>
+    public const long DefaultMaxPixels = 89_478_485;
 
     private static readonly uint[] s_crcTable = BuildCrcTable();
 
@@ -86,8 +97,47 @@ internal static class Png
     /// <summary>Reads and decodes a PNG file.</summary>
     public static PngImage Read(string path) => Decode(File.ReadAllBytes(path), path);
 
-    /// <summary>Decodes a PNG held in memory; <paramref name="source"/> names it in error messages.</summary>
-    public static PngImage Decode(byte[] data, string source)
+    /// <summary>
+    /// Decodes a PNG held in memory; <paramref name="source"/> names it in error messages. A header of more than
+    /// <paramref name="maxPixels"/> pixels is refused before any image buffer is allocated.
+    /// </summary>
+    /// <exception cref="InvalidDataException">Anything wrong with the file (the message starts with <paramref name="source"/>).</exception>
+    public static PngImage Decode(byte[] data, string source, long maxPixels = DefaultMaxPixels)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        try
+        {
+            return DecodeChecked(data, source, maxPixels);
+        }
+        catch (Exception e) when (e is not (InvalidDataException or OutOfMemoryException))
+        {
+            // A safety net: every size is checked before use, so this names a decoder bug rather than lets it escape as
+            // an exception type that callers (and SkipBadRows) do not expect from a bad file.
+            throw Corrupt(source, $"cannot be decoded ({e.GetType().Name}: {e.Message})", e);
+        }
+    }
+
+    /// <summary>
+    /// The EXIF orientation (1..8) of the first <c>eXIf</c> chunk of a PNG, 1 when there is none or the chunk structure is
+    /// broken (the decoder reports broken files; this only looks). Used for RGB images, which SkiaSharp decodes.
+    /// </summary>
+    public static int ReadOrientation(ReadOnlySpan<byte> data)
+    {
+        if (!HasSignature(data)) return ExifOrientation.Upright;
+        long pos = 8;
+        while (pos + 12 <= data.Length)
+        {
+            uint length = BinaryPrimitives.ReadUInt32BigEndian(data[(int)pos..]);
+            var type = data.Slice((int)pos + 4, 4);
+            if (length > data.Length - pos - 12) return ExifOrientation.Upright;
+            if (type.SequenceEqual("eXIf"u8)) return ExifOrientation.FromTiff(data.Slice((int)pos + 8, (int)length));
+            if (type.SequenceEqual("IEND"u8)) break;
+            pos += 12 + length;
+        }
+        return ExifOrientation.Upright;
+    }
+
+    private static PngImage DecodeChecked(byte[] data, string source, long maxPixels)
     {
         if (data.Length < 8 || !HasSignature(data))
             throw Corrupt(source, data.Length < 8 ? $"only {data.Length} bytes: too short to be a PNG file" : "not a PNG file (bad signature)");
@@ -98,6 +148,8 @@ internal static class Png
         PngColorType colorType = 0;
         bool interlaced = false;
         byte[]? palette = null, transparency = null;
+        int orientation = ExifOrientation.Upright;
+        bool sawExif = false;
         var idat = new MemoryStream();
 
         while (!sawEnd)
@@ -129,11 +181,15 @@ internal static class Png
                     if (length != 13)
                         throw Corrupt(source, $"IHDR has {length} bytes instead of 13");
                     sawHeader = true;
-                    width = checked((int)Math.Min(BinaryPrimitives.ReadUInt32BigEndian(body), int.MaxValue));
-                    height = checked((int)Math.Min(BinaryPrimitives.ReadUInt32BigEndian(body[4..]), int.MaxValue));
+                    uint w = BinaryPrimitives.ReadUInt32BigEndian(body), h = BinaryPrimitives.ReadUInt32BigEndian(body[4..]);
+                    if (w == 0 || h == 0 || w > int.MaxValue || h > int.MaxValue)
+                        throw Corrupt(source, $"invalid size {w}x{h} (each side must be 1..2^31-1)");
+                    width = (int)w;
+                    height = (int)h;
                     bitDepth = body[8];
                     colorType = (PngColorType)body[9];
                     ValidateHeader(source, width, height, bitDepth, colorType, body[10], body[11], body[12]);
+                    CheckPixelLimit(source, width, height, maxPixels);
                     interlaced = body[12] == 1;
                     break;
                 case "PLTE":
@@ -158,6 +214,12 @@ internal static class Png
                 case "IEND":
                     sawEnd = true;
                     break;
+                case "eXIf":
+                    if (sawExif)
+                        throw Corrupt(source, "more than one eXIf chunk");
+                    sawExif = true;
+                    orientation = ExifOrientation.FromTiff(body);
+                    break;
                 default:
                     if (char.IsUpper(type[0]))
                         throw Corrupt(source, $"unknown critical chunk {type}");
@@ -174,17 +236,28 @@ internal static class Png
         int channels = ChannelsOf(colorType);
         int bitsPerPixel = channels * bitDepth;
         var passes = interlaced ? s_adam7 : s_progressive;
-        long expected = 0;
-        foreach (var p in passes)
+        // With sides near 2^31 and 64 bits per pixel these products exceed a long. The pixel limit keeps them small, and
+        // checked arithmetic turns an overflow (under a raised limit) into an error instead of a wrapped size.
+        long expected = 0, sampleBytes;
+        try
         {
-            long pw = PassSize(width, p.X, p.Dx), ph = PassSize(height, p.Y, p.Dy);
-            if (pw > 0 && ph > 0)
-                expected += ph * (1 + ((pw * bitsPerPixel + 7) / 8));
+            checked
+            {
+                foreach (var p in passes)
+                {
+                    long pw = PassSize(width, p.X, p.Dx), ph = PassSize(height, p.Y, p.Dy);
+                    if (pw > 0 && ph > 0)
+                        expected += ph * (1 + ((pw * bitsPerPixel + 7) / 8));
+                }
+                sampleBytes = (long)width * height * channels * (bitDepth == 16 ? 2 : 1);
+            }
         }
-        int bytesPerSample = bitDepth == 16 ? 2 : 1;
-        long sampleBytes = (long)width * height * channels * bytesPerSample;
-        if (expected > MaxDecodedBytes || sampleBytes > MaxDecodedBytes)
+        catch (OverflowException)
+        {
             throw Corrupt(source, $"{width}x{height} image is too large to decode");
+        }
+        if (expected > Array.MaxLength || sampleBytes > Array.MaxLength)
+            throw Corrupt(source, $"{width}x{height} image ({Math.Max(expected, sampleBytes)} bytes decoded) is too large to decode in memory");
 
         byte[] raw = Inflate(idat, (int)expected, source);
         var samples = new byte[sampleBytes];
@@ -213,7 +286,16 @@ internal static class Png
             }
         }
 
-        return new PngImage(width, height, bitDepth, colorType, samples, palette, transparency);
+        return new PngImage(width, height, bitDepth, colorType, samples, palette, transparency, orientation);
+    }
+
+    /// <summary>Refuses a header of more than <paramref name="maxPixels"/> pixels (both sides are already 1..2^31-1).</summary>
+    internal static void CheckPixelLimit(string source, int width, int height, long maxPixels)
+    {
+        long pixels = (long)width * height;
+        if (pixels > maxPixels)
+            throw Corrupt(source, string.Create(CultureInfo.InvariantCulture,
+                $"{width}x{height} = {pixels:N0} pixels is above the limit of {maxPixels:N0} pixels (MaxImagePixels)"));
     }
 
     /// <summary>
@@ -343,7 +425,7 @@ internal static class Png
         return table;
     }
 
-    private static InvalidDataException Corrupt(string source, string problem) => new($"{source}: {problem}.");
+    private static InvalidDataException Corrupt(string source, string problem, Exception? inner = null) => new($"{source}: {problem}.", inner);
 
     private static string ChunkType(ReadOnlySpan<byte> bytes, string source, int pos)
     {
@@ -378,19 +460,23 @@ internal static class Png
             throw Corrupt(source, $"unknown interlace method {interlace}");
     }
 
-    private static int PassSize(int size, int start, int step) => size <= start ? 0 : (size - start + step - 1) / step;
+    private static int PassSize(int size, int start, int step) => size <= start ? 0 : (int)((size - (long)start + step - 1) / step);
 
     private static byte[] Inflate(MemoryStream idat, int expected, string source)
     {
         idat.Position = 0;
-        var raw = new byte[expected];
+        // The buffer grows with what actually inflates (doubling from 1 MiB), so a small file that claims a large image
+        // fails before the header's full size is allocated.
+        var raw = new byte[Math.Min(expected, 1 << 20)];
         try
         {
             using var zlib = new ZLibStream(idat, CompressionMode.Decompress);
             int got = 0;
             while (got < expected)
             {
-                int n = zlib.Read(raw, got, expected - got);
+                if (got == raw.Length)
+                    Array.Resize(ref raw, (int)Math.Min(expected, 2L * raw.Length));
+                int n = zlib.Read(raw, got, raw.Length - got);
                 if (n == 0)
                     throw Corrupt(source, $"truncated image data: {got} of {expected} bytes decompressed");
                 got += n;

@@ -89,6 +89,19 @@ public sealed class SegmentationDataOptions
     /// </summary>
     public IReadOnlyDictionary<int, byte>? LabelValueMap;
 
+    /// <summary>
+    /// Largest image or label accepted, in pixels (width x height), checked from the file's header before anything is
+    /// decoded; a larger file is a bad row. Default <see cref="SegmentationFiles.DefaultMaxImagePixels"/> (89,478,485,
+    /// Pillow's <c>MAX_IMAGE_PIXELS</c>).
+    /// </summary>
+    public long MaxImagePixels = SegmentationFiles.DefaultMaxImagePixels;
+
+    /// <summary>
+    /// What the readers do with an EXIF orientation tag. Default <see cref="ExifOrientationHandling.Apply"/>: images are turned
+    /// to their displayed orientation (what the annotator saw) and labels must be stored upright.
+    /// </summary>
+    public ExifOrientationHandling ExifOrientation = ExifOrientationHandling.Apply;
+
     /// <summary>A shallow copy.</summary>
     public SegmentationDataOptions Clone() => (SegmentationDataOptions)MemberwiseClone();
 }

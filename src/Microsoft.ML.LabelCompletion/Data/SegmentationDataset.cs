@@ -112,6 +112,10 @@ public sealed class SegmentationDataset : IEnumerable<SegmentationSample>
     {
         ArgumentNullException.ThrowIfNull(options);
         options = options.Clone();
+        if (options.MaxImagePixels < 1)
+            throw new ArgumentException($"MaxImagePixels must be at least 1, not {options.MaxImagePixels}.", nameof(options));
+        if (!Enum.IsDefined(options.ExifOrientation))
+            throw new ArgumentException($"Unknown ExifOrientation {options.ExifOrientation}.", nameof(options));
         if (string.IsNullOrWhiteSpace(options.Split) && options.Format != SegmentationDataFormat.Folders)
             throw new ArgumentException("The split name is empty.", nameof(options));
         var mapping = MappingFor(options);
@@ -160,11 +164,19 @@ public sealed class SegmentationDataset : IEnumerable<SegmentationSample>
     public SegmentationSample Read(int index)
     {
         var pair = _pairs[index];
-        var image = SegmentationFiles.ReadImage(pair.ImagePath);
-        var label = SegmentationFiles.ReadLabel(pair.LabelPath, LabelMapping);
+        long maxPixels = Options.MaxImagePixels;
+        var image = SegmentationFiles.DecodeImage(SegmentationFiles.ReadAllBytes(pair.ImagePath, "image", maxPixels), pair.ImagePath,
+            maxPixels, Options.ExifOrientation, out int orientation);
+        var label = SegmentationFiles.ReadLabel(pair.LabelPath, LabelMapping, maxPixels, Options.ExifOrientation);
         if (image.Width != label.Width || image.Height != label.Height)
+        {
+            string turned = "";
+            if (ExifOrientation.SwapsAxes(orientation) && label.Width == image.Height && label.Height == image.Width)
+                turned = $" after its EXIF orientation {orientation} ({ExifOrientation.Describe(orientation)}) was applied; the label fits the stored pixels, "
+                    + "so it was drawn without that orientation: set ExifOrientation = Ignore to use the stored pixels";
             throw new InvalidDataException(
-                $"{pair.LabelPath}: the label is {label.Width}x{label.Height} but its image {pair.ImagePath} is {image.Width}x{image.Height}.");
+                $"{pair.LabelPath}: the label is {label.Width}x{label.Height} but its image {pair.ImagePath} is {image.Width}x{image.Height}{turned}.");
+        }
         return new SegmentationSample(image, label, pair.ImagePath, pair.LabelPath);
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using SkiaSharp;
 
 namespace Microsoft.ML.LabelCompletion.Data;
@@ -6,33 +7,98 @@ namespace Microsoft.ML.LabelCompletion.Data;
 /// <summary>
 /// Reading images and label maps from files and writing label maps, overlays and confidence heat maps. Labels are read
 /// by the library's own PNG decoder so palette indices, grayscale ids and 16-bit values come back exactly; images (PNG,
-/// JPEG) are decoded by SkiaSharp. Every write is atomic: a temporary file in the destination folder, then a rename.
+/// JPEG) are decoded by SkiaSharp. Both readers refuse an image above a pixel limit from its header, before any pixel
+/// buffer is allocated, and report every decoding failure as an <see cref="InvalidDataException"/> naming the file. Every
+/// write is atomic and durable: a temporary file in the destination folder, flushed to the disk, renamed, and the folder
+/// flushed too.
 /// </summary>
 public static class SegmentationFiles
 {
-    /// <summary>Reads an RGB image (PNG or JPEG): grayscale is replicated to three channels, alpha is dropped.</summary>
+    /// <summary>
+    /// The default pixel limit (width x height) of an image or label: 89,478,485, Pillow's <c>MAX_IMAGE_PIXELS</c>
+    /// (a quarter GiB of 24-bit pixels; a 9459 x 9459 image). Larger files are refused from their header.
+    /// </summary>
+    public const long DefaultMaxImagePixels = Png.DefaultMaxPixels;
+
+    // Bytes an image file may have beyond 8 per pixel (16-bit RGBA, uncompressed): metadata, thumbnails, colour profiles.
+    private const long FileSizeSlack = 64L << 20;
+
+    /// <summary>
+    /// Reads an RGB image (PNG or JPEG): grayscale is replicated to three channels, alpha is dropped, 16-bit samples are
+    /// reduced to 8 bits, CMYK JPEGs are converted to RGB; the EXIF orientation is applied and the default pixel limit
+    /// (<see cref="DefaultMaxImagePixels"/>) holds.
+    /// </summary>
     /// <param name="path">The image file.</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is not a decodable image, or is truncated or corrupt.</exception>
-    public static RgbImage ReadImage(string path) => DecodeImage(ReadAllBytes(path, "image"), path);
+    /// <exception cref="InvalidDataException">The file is not a decodable image, is truncated or corrupt, or is above the pixel limit.</exception>
+    public static RgbImage ReadImage(string path) => ReadImage(path, DefaultMaxImagePixels, ExifOrientationHandling.Apply);
 
-    /// <summary>Decodes an RGB image held in memory; <paramref name="source"/> names it in error messages.</summary>
+    /// <summary>Reads an RGB image (see <see cref="ReadImage(string)"/>) with a pixel limit and an EXIF orientation rule.</summary>
+    /// <param name="path">The image file.</param>
+    /// <param name="maxPixels">Largest width x height accepted (checked from the header before decoding).</param>
+    /// <param name="orientation">What to do with an EXIF orientation tag.</param>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is not a decodable image, is truncated or corrupt, is above the pixel limit, or its orientation is refused.</exception>
+    public static RgbImage ReadImage(string path, long maxPixels, ExifOrientationHandling orientation)
+        => DecodeImage(ReadAllBytes(path, "image", maxPixels), path, maxPixels, orientation, out _);
+
+    /// <summary>Decodes an RGB image held in memory (see <see cref="ReadImage(string)"/>); <paramref name="source"/> names it in error messages.</summary>
     /// <param name="data">The encoded PNG or JPEG bytes.</param>
     /// <param name="source">A name for error messages, usually the file path.</param>
     public static RgbImage DecodeImage(byte[] data, string source)
+        => DecodeImage(data, source, DefaultMaxImagePixels, ExifOrientationHandling.Apply, out _);
+
+    /// <summary>Decodes an RGB image held in memory with a pixel limit and an EXIF orientation rule.</summary>
+    /// <param name="data">The encoded PNG or JPEG bytes.</param>
+    /// <param name="source">A name for error messages, usually the file path.</param>
+    /// <param name="maxPixels">Largest width x height accepted (checked from the header before decoding).</param>
+    /// <param name="orientation">What to do with an EXIF orientation tag.</param>
+    public static RgbImage DecodeImage(byte[] data, string source, long maxPixels, ExifOrientationHandling orientation)
+        => DecodeImage(data, source, maxPixels, orientation, out _);
+
+    /// <summary>As the public overload; <paramref name="appliedOrientation"/> is the EXIF orientation applied (1 when none was).</summary>
+    internal static RgbImage DecodeImage(byte[] data, string source, long maxPixels, ExifOrientationHandling orientation, out int appliedOrientation)
     {
         ArgumentNullException.ThrowIfNull(data);
+        CheckMaxPixels(maxPixels);
         if (data.Length == 0)
             throw new InvalidDataException($"{source}: the image file is empty.");
+        try
+        {
+            return DecodeWithSkia(data, source, maxPixels, orientation, out appliedOrientation);
+        }
+        catch (Exception e) when (e is not (InvalidDataException or OutOfMemoryException))
+        {
+            // SkiaSharp reports problems through results and nulls; anything thrown on the way is a bad file too.
+            throw new InvalidDataException($"{source}: cannot be decoded as an image ({e.GetType().Name}: {e.Message}).", e);
+        }
+    }
+
+    private static RgbImage DecodeWithSkia(byte[] data, string source, long maxPixels, ExifOrientationHandling handling, out int appliedOrientation)
+    {
+        appliedOrientation = ExifOrientation.Upright;
         using var skData = SKData.CreateCopy(data);
         using var codec = SKCodec.Create(skData)
             ?? throw new InvalidDataException($"{source}: not a decodable PNG or JPEG image (unrecognised format or corrupt header).");
+        // The header's size, before any pixel buffer exists.
         int width = codec.Info.Width, height = codec.Info.Height;
         if (width <= 0 || height <= 0)
             throw new InvalidDataException($"{source}: invalid image size {width}x{height}.");
+        Png.CheckPixelLimit(source, width, height, maxPixels);
+        long count = (long)width * height;
+        if (count * 4 > Array.MaxLength)
+            throw new InvalidDataException($"{source}: {width}x{height} image is too large to decode in memory.");
+        // SkiaSharp reads JPEG's EXIF orientation; PNG's eXIf chunk it does not, so that one is read here.
+        int orientation = codec.EncodedFormat == SKEncodedImageFormat.Png ? Png.ReadOrientation(data) : (int)codec.EncodedOrigin;
+        if (orientation is < 1 or > 8) orientation = ExifOrientation.Upright;
+        if (orientation != ExifOrientation.Upright && handling == ExifOrientationHandling.Refuse)
+            throw new InvalidDataException(
+                $"{source}: the image carries EXIF orientation {orientation} ({ExifOrientation.Describe(orientation)}) and orientations are refused (ExifOrientation = Refuse).");
+
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        int count = checked(width * height);
-        byte[] rgba = ArrayPool<byte>.Shared.Rent(checked(count * 4));
+        int n = (int)count;
+        byte[] rgba = ArrayPool<byte>.Shared.Rent(n * 4);
+        byte[] rgb;
         try
         {
             SKCodecResult result;
@@ -46,33 +112,58 @@ public static class SegmentationFiles
                 string problem = result == SKCodecResult.IncompleteInput ? "truncated image data" : $"corrupt image data ({result})";
                 throw new InvalidDataException($"{source}: {problem}.");
             }
-            var rgb = new byte[count * 3];
-            for (int i = 0, j = 0; i < count; i++, j += 4)
+            rgb = new byte[n * 3];
+            for (int i = 0, j = 0; i < n; i++, j += 4)
             {
                 rgb[3 * i] = rgba[j];
                 rgb[3 * i + 1] = rgba[j + 1];
                 rgb[3 * i + 2] = rgba[j + 2];
             }
-            return new RgbImage(width, height, rgb);
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(rgba);
         }
+        if (orientation == ExifOrientation.Upright || handling == ExifOrientationHandling.Ignore)
+            return new RgbImage(width, height, rgb);
+        appliedOrientation = orientation;
+        var displayed = ExifOrientation.ToDisplayed(rgb, width, height, 3, orientation, out int displayedWidth, out int displayedHeight);
+        return new RgbImage(displayedWidth, displayedHeight, displayed);
     }
 
     /// <summary>
     /// Reads a label map from a grayscale or palette PNG (any bit depth): each stored value (gray level or palette index,
-    /// exactly as stored) is mapped by <paramref name="mapping"/> to a class id or the unknown value.
+    /// exactly as stored) is mapped by <paramref name="mapping"/> to a class id or the unknown value. The default pixel limit
+    /// (<see cref="DefaultMaxImagePixels"/>) holds, and a label with an EXIF orientation other than 1 is refused
+    /// (<see cref="ExifOrientationHandling.Apply"/>).
     /// </summary>
     /// <param name="path">The label PNG.</param>
     /// <param name="mapping">Raw value to class mapping (<see cref="LabelValueMapping.Identity"/> for plain class ids).</param>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The file is corrupt or truncated, is not a single-channel label PNG, or holds invalid values.</exception>
+    /// <exception cref="InvalidDataException">The file is corrupt or truncated, is not a single-channel label PNG, holds invalid values, is above the pixel limit, or is not upright.</exception>
     public static LabelMap ReadLabel(string path, LabelValueMapping mapping)
+        => ReadLabel(path, mapping, DefaultMaxImagePixels, ExifOrientationHandling.Apply);
+
+    /// <summary>Reads a label map (see <see cref="ReadLabel(string, LabelValueMapping)"/>) with a pixel limit and an EXIF orientation rule.</summary>
+    /// <param name="path">The label PNG.</param>
+    /// <param name="mapping">Raw value to class mapping.</param>
+    /// <param name="maxPixels">Largest width x height accepted (checked from the header before decoding).</param>
+    /// <param name="orientation">
+    /// What to do with an EXIF orientation (<c>eXIf</c> chunk) other than 1: <see cref="ExifOrientationHandling.Ignore"/> uses
+    /// the stored pixels, the other two refuse the label (labels are never turned: a completed label is written back upright).
+    /// </param>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The file is corrupt or truncated, is not a single-channel label PNG, holds invalid values, is above the pixel limit, or is not upright.</exception>
+    public static LabelMap ReadLabel(string path, LabelValueMapping mapping, long maxPixels, ExifOrientationHandling orientation)
     {
         ArgumentNullException.ThrowIfNull(mapping);
-        return ToLabelMap(Png.Decode(ReadAllBytes(path, "label"), path), mapping, path);
+        CheckMaxPixels(maxPixels);
+        var png = Png.Decode(ReadAllBytes(path, "label", maxPixels), path, maxPixels);
+        if (png.Orientation != ExifOrientation.Upright && orientation != ExifOrientationHandling.Ignore)
+            throw new InvalidDataException(
+                $"{path}: the label PNG carries EXIF orientation {png.Orientation} ({ExifOrientation.Describe(png.Orientation)}); label maps must be stored upright, "
+                + "because completed labels are written without it. Save it without its eXIf chunk, or set ExifOrientation = Ignore to use the stored pixels of images and labels alike.");
+        return ToLabelMap(png, mapping, path);
     }
 
     /// <summary>Writes a label map as an 8-bit grayscale PNG whose gray level is the value (class id or unknown).</summary>
@@ -117,7 +208,9 @@ public static class SegmentationFiles
         ArgumentNullException.ThrowIfNull(label);
         ArgumentNullException.ThrowIfNull(mapping);
         CheckLabel(label);
-        var source = Png.Decode(ReadAllBytes(sourceLabelPath, "label"), sourceLabelPath);
+        // The source was read before, at this size (whatever pixel limit that read had), and as stored (labels are never turned).
+        long limit = Math.Max(DefaultMaxImagePixels, (long)label.Width * label.Height);
+        var source = Png.Decode(ReadAllBytes(sourceLabelPath, "label", limit), sourceLabelPath, limit);
         if (source.ColorType is not (PngColorType.Grayscale or PngColorType.Palette))
             throw new InvalidDataException($"{sourceLabelPath}: colour type {(int)source.ColorType} is not a label PNG (grayscale or palette).");
         if (source.Width != label.Width || source.Height != label.Height)
@@ -229,8 +322,10 @@ public static class SegmentationFiles
     }
 
     /// <summary>
-    /// Writes a file atomically: the content goes to a temporary file in the destination's folder, which is then renamed
-    /// over the destination; on failure the temporary file is deleted and the destination is untouched.
+    /// Writes a file atomically and durably: the content goes to a temporary file in the destination's folder, which is
+    /// flushed to the disk (<c>fsync</c>), renamed over the destination, and then the folder is flushed too, so that the new
+    /// name survives a power cut (on Windows NTFS journals the rename). On failure the temporary file is deleted and the
+    /// destination is untouched. <paramref name="write"/> may close the stream.
     /// </summary>
     /// <param name="path">Destination file.</param>
     /// <param name="write">Writes the content.</param>
@@ -244,12 +339,24 @@ public static class SegmentationFiles
         string temp = Path.Combine(folder, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
         try
         {
+            bool flushed = false;
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
                 write(stream);
-                stream.Flush(flushToDisk: true);
+                if (stream.CanWrite)
+                {
+                    stream.Flush(flushToDisk: true);
+                    flushed = true;
+                }
+            }
+            if (!flushed)
+            {
+                // The writer closed the stream (as some serializers do): its data is in the page cache, flush it from there.
+                using var reopened = new FileStream(temp, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1);
+                reopened.Flush(flushToDisk: true);
             }
             File.Move(temp, full, overwrite: true);
+            Internal.FileDurability.FlushFolder(folder);
         }
         catch
         {
@@ -301,12 +408,25 @@ public static class SegmentationFiles
         new($"{source}: pixel ({i % width}, {i / width}) has label value {raw}, which is neither a class (0..{mapping.NumberOfClasses - 1}) nor the unknown value {mapping.UnknownLabel}" +
             " nor a value the format maps (check the number of classes).");
 
-    internal static byte[] ReadAllBytes(string path, string what)
+    internal static byte[] ReadAllBytes(string path, string what, long maxPixels = DefaultMaxImagePixels)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path))
             throw new FileNotFoundException($"{path}: the {what} file does not exist.", path);
+        // No image within the pixel limit needs more than 8 bytes per pixel (16-bit RGBA, stored without compression) plus
+        // its metadata; a larger file is refused before it is read into memory.
+        long length = new FileInfo(path).Length;
+        long cap = maxPixels > (Array.MaxLength - FileSizeSlack) / 8 ? Array.MaxLength : maxPixels * 8 + FileSizeSlack;
+        if (length > cap)
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"{path}: the {what} file has {length:N0} bytes, more than any image within the limit of {maxPixels:N0} pixels needs."));
         return File.ReadAllBytes(path);
+    }
+
+    private static void CheckMaxPixels(long maxPixels)
+    {
+        if (maxPixels < 1)
+            throw new ArgumentOutOfRangeException(nameof(maxPixels), maxPixels, "The pixel limit must be at least 1.");
     }
 
     private static void CheckLabel(LabelMap label)

@@ -11,7 +11,7 @@ public sealed record RgbImage(int Width, int Height, byte[] Pixels)
     {
         if (Width <= 0 || Height <= 0)
             throw new InvalidDataException($"{source ?? "image"}: size {Width}x{Height} is not positive.");
-        if (Pixels.Length != checked(Width * Height * 3))
+        if (Pixels.Length != (long)Width * Height * 3)
             throw new InvalidDataException($"{source ?? "image"}: {Pixels.Length} bytes do not make a {Width}x{Height} RGB image.");
     }
 }
@@ -30,7 +30,7 @@ public sealed record LabelMap(int Width, int Height, byte[] Values)
     {
         if (Width <= 0 || Height <= 0)
             throw new InvalidDataException($"{source ?? "label"}: size {Width}x{Height} is not positive.");
-        if (Values.Length != checked(Width * Height))
+        if (Values.Length != (long)Width * Height)
             throw new InvalidDataException($"{source ?? "label"}: {Values.Length} values do not make a {Width}x{Height} label map.");
         for (int i = 0; i < Values.Length; i++)
         {

@@ -22,9 +22,11 @@ internal static class ImageConversion
             _ => throw new InvalidDataException($"{source}: the image's pixel format {image.PixelFormat} is not supported (BGRA32 or RGBA32 expected)."),
         };
         ReadOnlySpan<byte> pixels = image.Pixels;
-        int count = checked(width * height);
+        long count = (long)width * height;
         if (pixels.Length < count * 4)
             throw new InvalidDataException($"{source}: the image holds {pixels.Length} bytes, fewer than {width}x{height}x4.");
+        if (count * 3 > Array.MaxLength)
+            throw new InvalidDataException($"{source}: the {width}x{height} image is too large to convert in memory.");
         var rgb = new byte[count * 3];
         for (int i = 0, s = 0, d = 0; i < count; i++, s += 4, d += 3)
         {

@@ -71,7 +71,7 @@ internal sealed class LmaeTrainer
 
         // Where training stands; a checkpoint restores exactly these values (and the weights and Adam's state).
         var at = new Position { Epoch = 1, EarlyStoppingBest = double.PositiveInfinity };
-        var checkpoints = _options.CheckpointDirectory is { } directory
+        using var checkpoints = _options.CheckpointDirectory is { } directory
             ? new CheckpointWriter(this, directory, Fingerprint(train, validation), optimizer, scheduler)
             : null;
         if (checkpoints is not null && checkpoints.Start(_options.ResumeFromCheckpoint) is { } resumed)
@@ -219,17 +219,23 @@ internal sealed class LmaeTrainer
         public bool Stopped;
     }
 
-    /// <summary>Writes checkpoints of one run into its folder, keeps the newest two, and finds the one to resume from.</summary>
+    /// <summary>
+    /// Writes checkpoints of one run into its folder, keeps the newest two, and finds the one to resume from; holds the folder's
+    /// lock from <see cref="Start"/> until disposed, so no second trainer writes into the same folder.
+    /// </summary>
     private sealed class CheckpointWriter(LmaeTrainer trainer, string directory, List<string> fingerprint,
-        AdamOptimizer optimizer, PlateauScheduler scheduler)
+        AdamOptimizer optimizer, PlateauScheduler scheduler) : IDisposable
     {
         private const int Keep = 2;
         private (int, int, int)? _lastWritten;
+        private TrainingCheckpoint.FolderLock? _lock;
+
+        public void Dispose() => _lock?.Dispose();
 
         /// <summary>Prepares the folder; returns the checkpoint to resume from (weights and optimizer already restored) or null.</summary>
         public (string Path, TrainingCheckpoint Checkpoint)? Start(bool resume)
         {
-            Directory.CreateDirectory(directory);
+            _lock = TrainingCheckpoint.FolderLock.Acquire(directory);
             TrainingCheckpoint.DeleteLeftovers(directory);
             if (!resume)
             {
@@ -238,18 +244,14 @@ internal sealed class LmaeTrainer
                         $"{directory} already holds training checkpoints; set ResumeFromCheckpoint to continue that run, or use an empty folder.");
                 return null;
             }
-            var latest = TrainingCheckpoint.FindLatest(directory, trainer.RejectedCheckpoints);
-            if (latest is null) return null;
-            var (path, header) = latest.Value;
-            var differences = TrainingCheckpoint.Differences(header.Fingerprint, fingerprint);
-            if (differences.Count > 0)
-                throw new InvalidOperationException(
-                    $"{path} belongs to another training run and cannot be resumed with these data and settings ({string.Join("; ", differences)}).");
-            TrainingCheckpoint.Read(path, reader =>
+            // The newest checkpoint that loads; one that passes its hash but does not load is reported and the one before is used.
+            var latest = TrainingCheckpoint.Resume(directory, fingerprint, reader =>
             {
                 trainer._model.load(reader, strict: true);
                 optimizer.LoadState(reader);
-            });
+            }, trainer.RejectedCheckpoints);
+            if (latest is null) return null;
+            var header = latest.Value.Checkpoint;
             scheduler.Best = header.SchedulerBest;
             scheduler.BadEpochs = header.SchedulerBadEpochs;
             _lastWritten = header.Order;

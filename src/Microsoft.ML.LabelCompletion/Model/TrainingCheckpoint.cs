@@ -205,6 +205,63 @@ internal sealed class TrainingCheckpoint
         return best;
     }
 
+    /// <summary>
+    /// Restores the newest checkpoint of <paramref name="directory"/> that passes its hash and loads: <paramref name="readState"/>
+    /// reads the weights and the optimizer state. Files that fail their hash are listed in <paramref name="rejected"/> and never
+    /// used. When a checkpoint's hash checks out but its content does not load (it was written by another network or library,
+    /// or the reader rejects a value), the reason goes to <paramref name="rejected"/> too and the one before it is tried, and so on.
+    /// Returns null when the folder holds no valid checkpoint.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The newest valid checkpoint belongs to another run (every differing setting is named).</exception>
+    /// <exception cref="InvalidDataException">No valid checkpoint loads (every file and reason is named); the network is then partly overwritten.</exception>
+    public static (string Path, TrainingCheckpoint Checkpoint)? Resume(string directory, IReadOnlyList<string> fingerprint,
+        Action<BinaryReader> readState, List<string> rejected)
+    {
+        var valid = new List<(string Path, TrainingCheckpoint Checkpoint)>();
+        foreach (var path in List(directory))
+        {
+            try
+            {
+                valid.Add((path, Read(path)));
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                rejected.Add(e.Message);
+            }
+        }
+        if (valid.Count == 0) return null;
+        valid.Sort((a, b) => b.Checkpoint.Order.CompareTo(a.Checkpoint.Order));
+        var differences = Differences(valid[0].Checkpoint.Fingerprint, fingerprint);
+        if (differences.Count > 0)
+            throw new InvalidOperationException(
+                $"{valid[0].Path} belongs to another training run and cannot be resumed with these data and settings ({string.Join("; ", differences)}).");
+
+        var failures = new List<string>();
+        for (int i = 0; i < valid.Count; i++)
+        {
+            var (path, header) = valid[i];
+            string next = i + 1 < valid.Count ? $"falling back to {Path.GetFileName(valid[i + 1].Path)}" : "no earlier checkpoint is left";
+            if (i > 0 && Differences(header.Fingerprint, fingerprint).Count > 0)
+            {
+                failures.Add($"{path}: belongs to another training run");
+                rejected.Add($"{path}: belongs to another training run; {next}.");
+                continue;
+            }
+            try
+            {
+                return (path, Read(path, readState));
+            }
+            catch (Exception e) when (e is not (OutOfMemoryException or OperationCanceledException))
+            {
+                failures.Add($"{path}: {e.Message}");
+                rejected.Add($"{path}: its SHA-256 checks out but it does not load into this network ({e.GetType().Name}: {e.Message}); {next}.");
+            }
+        }
+        throw new InvalidDataException(
+            $"{directory}: none of its {valid.Count} valid checkpoint(s) loads into this network ({string.Join("; ", failures)}). "
+            + "Start afresh in another folder, or with the same library and settings that wrote them.");
+    }
+
     /// <summary>Checkpoint files in <paramref name="directory"/> (valid or not), oldest training position first by name.</summary>
     public static IReadOnlyList<string> List(string directory)
         => Directory.Exists(directory)
@@ -259,6 +316,90 @@ internal sealed class TrainingCheckpoint
         stream.ReadExactly(stored);
         if (!hash.GetHashAndReset().AsSpan().SequenceEqual(stored))
             throw new InvalidDataException($"{path}: the checkpoint is truncated or corrupted (its SHA-256 does not match its content).");
+    }
+
+    /// <summary>
+    /// An exclusive lock on a checkpoint folder for the life of one training run, so that two trainers (processes or threads)
+    /// never write checkpoints into the same folder. The lock is an operating-system lock on <see cref="LockFileName"/> (on
+    /// Unix an <c>flock</c> taken by .NET for <see cref="FileShare.None"/>, on Windows a sharing mode), so the kernel releases
+    /// it when its process dies however it ends: a lock left by a killed process is free and is taken over. Who holds it
+    /// (process id, machine, start time) is written to <see cref="OwnerFileName"/> so that a refused trainer can name it.
+    /// </summary>
+    internal sealed class FolderLock : IDisposable
+    {
+        /// <summary>The file that is locked (kept between runs: deleting it could let two processes lock two different files).</summary>
+        public const string LockFileName = ".lmae-training.lock";
+
+        /// <summary>Who holds the lock; deleted when the lock is released, so one found at acquisition was left by a process that died.</summary>
+        public const string OwnerFileName = ".lmae-training.owner";
+
+        private readonly FileStream _stream;
+        private readonly string _ownerPath;
+
+        private FolderLock(FileStream stream, string ownerPath, string? takenOverFrom)
+        {
+            _stream = stream;
+            _ownerPath = ownerPath;
+            TakenOverFrom = takenOverFrom;
+        }
+
+        /// <summary>The owner record of a holder that died without releasing the lock, when this lock took it over; else null.</summary>
+        public string? TakenOverFrom { get; }
+
+        /// <summary>Takes the lock of <paramref name="directory"/> (created when missing).</summary>
+        /// <exception cref="IOException">Another trainer holds it; the message names the folder and the holder's process id.</exception>
+        public static FolderLock Acquire(string directory)
+        {
+            Directory.CreateDirectory(directory);
+            string lockPath = Path.Combine(directory, LockFileName), ownerPath = Path.Combine(directory, OwnerFileName);
+            FileStream stream;
+            try
+            {
+                stream = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
+            }
+            catch (IOException e) when (File.Exists(lockPath))
+            {
+                throw new IOException(
+                    $"{directory} is in use by another training run ({ReadOwner(ownerPath) ?? "holder unknown"}): two trainers cannot share a "
+                    + "checkpoint folder. Wait for that run to end or stop it, or give this run another folder.", e);
+            }
+            string? previous = ReadOwner(ownerPath);
+            try
+            {
+                using var process = System.Diagnostics.Process.GetCurrentProcess();
+                string owner = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"process {Environment.ProcessId} on {Environment.MachineName}, started {process.StartTime.ToUniversalTime():yyyy-MM-dd HH:mm:ss} UTC");
+                SegmentationFiles.WriteAtomically(ownerPath, s => s.Write(Encoding.UTF8.GetBytes(owner)));
+            }
+            catch
+            {
+                stream.Dispose();
+                throw;
+            }
+            return new FolderLock(stream, ownerPath, previous);
+        }
+
+        /// <summary>Releases the lock (the owner record goes first, so a present record always means a held or abandoned lock).</summary>
+        public void Dispose()
+        {
+            try { File.Delete(_ownerPath); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+            _stream.Dispose();
+        }
+
+        private static string? ReadOwner(string path)
+        {
+            try
+            {
+                string text = File.ReadAllText(path).Trim();
+                return text.Length == 0 ? null : text.Length > 200 ? text[..200] : text;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
     }
 
     /// <summary>A read-only view of the first <c>length</c> bytes of a stream, so parsing can never run into the hash.</summary>

@@ -25,8 +25,10 @@ public sealed class CheckpointResumeTests
             // 2. The same run with checkpoints, killed with SIGKILL in the middle of epoch 2: after step 3 (its last checkpoint
             //    is at step 2), where the runner is told to wait, so the kill lands there however loaded the machine is.
             string killedWeights = Path.Combine(folder, "killed.bin");
+            int runner;
             using (var process = Process.Start(ReliabilityTestData.RunnerStart(checkpoints, "0", killedWeights, "2:3"))!)
             {
+                runner = process.Id;
                 try
                 {
                     var stderr = process.StandardError.ReadToEndAsync();
@@ -38,6 +40,10 @@ public sealed class CheckpointResumeTests
                         Assert.Fail("the runner ended before epoch 2, step 3: " + stderr.Result);
                     }
                     Assert.IsFalse(process.HasExited, "the runner waits at epoch 2, step 3");
+
+                    // The folder is locked by the runner: a second trainer is refused with the runner's process id.
+                    var locked = Assert.Throws<IOException>(() => ReliabilityTestData.Train(ReliabilityTestData.Options(checkpoints, resume: true)));
+                    StringAssert.StartsWith(locked.Message, $"{checkpoints} is in use by another training run (process {process.Id} on ");
                 }
                 finally
                 {
@@ -46,6 +52,9 @@ public sealed class CheckpointResumeTests
                 }
             }
             Assert.IsFalse(File.Exists(killedWeights), "the killed run must not have finished");
+            // The kernel released the killed process's lock; its owner record stayed behind and names it.
+            using (var taken = TrainingCheckpoint.FolderLock.Acquire(checkpoints))
+                StringAssert.StartsWith(taken.TakenOverFrom, $"process {runner} on ");
             var names = TrainingCheckpoint.List(checkpoints).Select(Path.GetFileName).ToList();
             var latest = TrainingCheckpoint.FindLatest(checkpoints, new List<string>())!.Value.Checkpoint;
             Assert.AreEqual(2, latest.Epoch, "latest checkpoint: " + string.Join(", ", names));
