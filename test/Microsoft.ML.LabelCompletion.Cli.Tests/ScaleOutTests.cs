@@ -230,8 +230,6 @@ public sealed class ScaleOutTests
             (CompleteArgs(folder, "--shard", "3/3"), "--shard"),
             (CompleteArgs(folder, "--shard", "1/3", "--shard-count", "4"), "--shard 1/3 and --shard-count 4 disagree"),
             (CompleteArgs(folder, "--shard-count", "3"), "no shard index"),
-            (["evaluate", "--merge", folder, "--model", s_model], "it takes no --model"),
-            (["evaluate", "--data", Data.Root, "--format", "pairs"], "--model is required"),
             (["evaluate", "--merge", Path.Combine(folder, "none")], "does not exist"),
             (["evaluate", "--merge", folder], "holds no confusion-matrices.shard-*-of-*.json"),
         };
@@ -239,6 +237,19 @@ public sealed class ScaleOutTests
         {
             var result = CliRunner.Run(args);
             Assert.AreEqual(LmaeCli.Failure, result.ExitCode, result.ToString());
+            Assert.HasCount(1, result.ErrorLines, result.ToString());
+            StringAssert.Contains(result.Error, expected);
+        }
+        var usage = new (string[] Args, string Expected)[]
+        {
+            (["evaluate", "--merge", folder, "--model", s_model], "--merge adds up finished shards; it takes no --model"),
+            (["evaluate", "--data", Data.Root, "--format", "pairs"], "Option '--model' is required"),
+            (["evaluate", "--merge"], "--merge"),
+        };
+        foreach (var (args, expected) in usage)
+        {
+            var result = CliRunner.Run(args);
+            Assert.AreEqual(LmaeCli.UsageError, result.ExitCode, result.ToString());
             Assert.HasCount(1, result.ErrorLines, result.ToString());
             StringAssert.Contains(result.Error, expected);
         }

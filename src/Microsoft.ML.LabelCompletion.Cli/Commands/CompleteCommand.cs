@@ -61,6 +61,7 @@ internal static class CompleteCommand
             CommonOptions.ApplyThreads(parse.GetValue(threads));
             string outDir = Path.GetFullPath(parse.GetValue(output)!);
             if (File.Exists(outDir)) throw new CliException($"--out '{outDir}' is a file; give a folder.");
+            var part = CommonOptions.ResolveShard(parse.GetValue(shard), parse.GetValue(shardCount), console);
             using var trained = ModelFiles.Load(ml, parse.GetValue(model)!);
             var options = trained.Options;
             options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), options.Precision);
@@ -86,7 +87,6 @@ internal static class CompleteCommand
             options.BackgroundClass = (byte)backgroundClass;
             options.InferenceBatchSize = 1; // each label on its own: its output does not depend on which others run with it
             options.CancellationToken = console.Cancellation;
-            var part = CommonOptions.ResolveShard(parse.GetValue(shard), parse.GetValue(shardCount), console);
             bool overlays = parse.GetValue(overlay), heatMaps = parse.GetValue(confidence);
             var settings = Settings(parse.GetValue(model)!, options, parse.GetValue(device)!, opened);
             CheckOutputFolder(outDir, settings, part, parse.GetValue(force));

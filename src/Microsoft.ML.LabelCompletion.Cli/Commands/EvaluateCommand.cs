@@ -69,6 +69,7 @@ internal static class EvaluateCommand
                 + "every shard exactly once, same settings) and report the metrics of the whole split, as one process would, under --out.",
             HelpName = "DIR",
             AllowMultipleArgumentsPerToken = true,
+            Arity = ArgumentArity.OneOrMore,
         };
         var force = new Option<bool>("--force") { Description = "Evaluate every ratio again even when --out holds its matrices from a run with the same settings." };
 
@@ -76,21 +77,29 @@ internal static class EvaluateCommand
         {
             model, data, format, split, ratios, baselines, output, batch, limit, device, threads, unknown, precision, shard, shardCount, merge, force,
         };
+        // --model, --data and --format are required, except with --merge, which takes none of the evaluation's own options.
+        command.Validators.Add(result =>
+        {
+            if (result.GetResult(merge) is null)
+            {
+                foreach (var option in new Option[] { model, data, format })
+                    if (result.GetResult(option) is null) result.AddError($"Option '{option.Name}' is required (or --merge DIR... to add up shards).");
+                return;
+            }
+            foreach (var option in new Option[] { model, data, format, shard, shardCount, limit, precision, force })
+                if (result.GetResult(option) is { Implicit: false })
+                    result.AddError($"--merge adds up finished shards; it takes no {option.Name}.");
+        });
         command.SetAction(parse =>
         {
             string outDir = Path.GetFullPath(parse.GetValue(output)!);
             if (File.Exists(outDir)) throw new CliException($"--out '{outDir}' is a file; give a folder.");
             if (parse.GetValue(merge) is { Length: > 0 } shardFiles)
             {
-                foreach (var option in new Option[] { model, data, format, shard, shardCount, limit, precision, force })
-                    if (parse.GetResult(option) is { Implicit: false })
-                        throw new CliException($"--merge adds up finished shards; it takes no {option.Name}.");
                 Merge(shardFiles, outDir, console);
                 return LmaeCli.Success;
             }
-            string modelPath = parse.GetValue(model) ?? throw new CliException("--model is required (or --merge DIR... to add up shards).");
-            string dataPath = parse.GetValue(data) ?? throw new CliException("--data is required (or --merge DIR... to add up shards).");
-            string formatName = parse.GetValue(format) ?? throw new CliException($"--format is required: one of {string.Join(", ", DataSets.FormatNames)}.");
+            string modelPath = parse.GetValue(model)!, dataPath = parse.GetValue(data)!, formatName = parse.GetValue(format)!;
             string splitName = parse.GetValue(split)!;
 
             var ml = new MLContext(seed: 0);
@@ -101,6 +110,7 @@ internal static class EvaluateCommand
             if (batchSize < 1) throw new CliException($"--batch must be at least 1, not {batchSize}.");
             int? maxImages = parse.GetValue(limit);
             if (maxImages is < 1) throw new CliException($"--limit must be at least 1, not {maxImages}.");
+            var part = CommonOptions.ResolveShard(parse.GetValue(shard), parse.GetValue(shardCount), console);
 
             using var trained = ModelFiles.Load(ml, modelPath);
             var opened = DataSets.Open(ml, dataPath, formatName, splitName, trained.NumberOfClasses,
@@ -108,8 +118,6 @@ internal static class EvaluateCommand
             byte unknownLabel = trained.Options.UnknownLabel;
             if (opened.NumberOfClasses != trained.NumberOfClasses || opened.UnknownLabel != unknownLabel)
                 throw new CliException($"the model completes {trained.NumberOfClasses} classes (unknown {unknownLabel}) but the data has {opened.NumberOfClasses} (unknown {opened.UnknownLabel}).");
-            var part = CommonOptions.ResolveShard(parse.GetValue(shard), parse.GetValue(shardCount), console);
-
             var inference = trained.Options;
             inference.MaskSelector = MaskSelectorMode.Unknown;
             inference.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), inference.Precision);
