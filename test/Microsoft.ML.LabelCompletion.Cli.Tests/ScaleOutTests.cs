@@ -171,6 +171,12 @@ public sealed class ScaleOutTests
             Assert.HasCount(1, refused.ErrorLines, refused.ToString());
         }
 
+        // auto is recorded as the precision it runs in on this CPU, never as "Auto".
+        string auto = Data.NewFolder("marker-auto");
+        Assert.AreEqual(LmaeCli.Success, CliRunner.Run(CompleteArgs(auto, "--shard", "0/3", "--precision", "auto")).ExitCode);
+        string autoRecord = File.ReadAllText(Path.Combine(auto, ".lmae-complete.shard-0-of-3"));
+        Assert.IsTrue(autoRecord.Contains("precision=BFloat16\n", StringComparison.Ordinal) || autoRecord.Contains("precision=Float32\n", StringComparison.Ordinal), autoRecord);
+
         // --force over the whole split rewrites every label and leaves one marker, of this run.
         var forced = CliRunner.Run(CompleteArgs(folder, "--force"));
         Assert.AreEqual(LmaeCli.Success, forced.ExitCode, forced.ToString());

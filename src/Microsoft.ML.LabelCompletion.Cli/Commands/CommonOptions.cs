@@ -62,6 +62,24 @@ internal static class CommonOptions
         _ => LabelCompletionPrecision.Float32,
     };
 
+    /// <summary>
+    /// The precision a run computes in, with <c>auto</c> decided here as the library decides it (bf16 on a CPU whose
+    /// <c>/proc/cpuinfo</c> flags list <c>avx512_bf16</c> or <c>amx_bf16</c>, fp32 elsewhere and on CUDA), so that what a
+    /// completion marker or an evaluation shard records is what ran, and machines of either kind are not mixed.
+    /// </summary>
+    public static LabelCompletionPrecision Concrete(LabelCompletionPrecision precision, string device)
+    {
+        if (precision != LabelCompletionPrecision.Auto) return precision;
+        if (device != "cpu" || !OperatingSystem.IsLinux() || !File.Exists("/proc/cpuinfo")) return LabelCompletionPrecision.Float32;
+        foreach (string line in File.ReadLines("/proc/cpuinfo"))
+        {
+            if (!line.StartsWith("flags", StringComparison.Ordinal)) continue;
+            var flags = line.Split([' ', '\t', ':'], StringSplitOptions.RemoveEmptyEntries);
+            return flags.Contains("avx512_bf16") || flags.Contains("amx_bf16") ? LabelCompletionPrecision.BFloat16 : LabelCompletionPrecision.Float32;
+        }
+        return LabelCompletionPrecision.Float32;
+    }
+
     public static Option<int?> Classes() => new("--classes")
     {
         Description = "pairs only: number of classes (default: classes.txt beside the folders, else the largest label value + 1).",

@@ -64,7 +64,7 @@ internal static class CompleteCommand
             var part = CommonOptions.ResolveShard(parse.GetValue(shard), parse.GetValue(shardCount), console);
             using var trained = ModelFiles.Load(ml, parse.GetValue(model)!);
             var options = trained.Options;
-            options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), options.Precision);
+            options.Precision = CommonOptions.Concrete(CommonOptions.ParsePrecision(parse.GetValue(precision), options.Precision), parse.GetValue(device)!);
             var opened = DataSets.Open(ml, parse.GetValue(data)!, parse.GetValue(format)!, parse.GetValue(split)!, trained.NumberOfClasses,
                 CommonOptions.UnknownValue(parse.GetValue(unknown)), console);
             if (opened.NumberOfClasses != trained.NumberOfClasses || opened.UnknownLabel != options.UnknownLabel)

@@ -120,7 +120,7 @@ internal static class EvaluateCommand
                 throw new CliException($"the model completes {trained.NumberOfClasses} classes (unknown {unknownLabel}) but the data has {opened.NumberOfClasses} (unknown {opened.UnknownLabel}).");
             var inference = trained.Options;
             inference.MaskSelector = MaskSelectorMode.Unknown;
-            inference.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), inference.Precision);
+            inference.Precision = CommonOptions.Concrete(CommonOptions.ParsePrecision(parse.GetValue(precision), inference.Precision), parse.GetValue(device)!);
             using var lmae = ml.Transforms.CompleteLabels(inference, trained).Fit(opened.View);
             var methods = new List<(string Name, Completer Complete)>
             {
