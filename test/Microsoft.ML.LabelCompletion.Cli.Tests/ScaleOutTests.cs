@@ -56,7 +56,7 @@ public sealed class ScaleOutTests
         // One shared folder for the three shards, as on a shared volume; each process learns its shard from another source.
         string shared = Data.NewFolder("eval-shards");
         var runs = RunSideBySide(
-            (EvaluateArgs(shared, "--shard", "0/3"), []),
+            (EvaluateArgs(shared, "--shard", "0/3"), [("BATCH_TASK_INDEX", "2"), ("BATCH_TASK_COUNT", "3")]), // --shard wins
             (EvaluateArgs(shared), [("JOB_COMPLETION_INDEX", "1"), ("LMAE_SHARD_COUNT", "3")]),
             (EvaluateArgs(shared), [("SLURM_ARRAY_TASK_ID", "7"), ("SLURM_ARRAY_TASK_MIN", "3"), ("SLURM_ARRAY_TASK_STEP", "2"), ("SLURM_ARRAY_TASK_COUNT", "3")]));
         StringAssert.Contains(runs[0].Output, "shard 0/3 (from --shard)");
