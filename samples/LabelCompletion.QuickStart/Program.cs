@@ -13,7 +13,6 @@ using Microsoft.ML.LabelCompletion;
 using Microsoft.ML.LabelCompletion.Data;
 using Microsoft.ML.LabelCompletion.Model;
 using Microsoft.ML.LabelCompletion.Evaluation;
-using Microsoft.ML.LabelCompletion.Model;
 using Microsoft.ML.LabelCompletion.Synthetic;
 using static System.FormattableString;
 
@@ -24,6 +23,9 @@ const double Ratio = 0.5;
 int classes = SyntheticScenes.NumberOfClasses;
 if (Directory.Exists(output)) Directory.Delete(output, recursive: true);
 var total = Stopwatch.StartNew();
+// This program's main job is training and completing, so it opts into the library's process-wide tuning (allocator,
+// NNPACK); a library never does that on its own.
+LabelCompletionProcessTuning.Apply();
 
 // 1. The data set: synthetic scenes written as RGB images and palette label PNGs in the class colours.
 string data = Path.Combine(output, "data");

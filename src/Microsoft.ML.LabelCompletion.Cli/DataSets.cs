@@ -17,6 +17,24 @@ internal sealed record OpenedData(SegmentationDataView View, string Description,
 
     /// <summary>The unknown label value.</summary>
     public byte UnknownLabel => Dataset.UnknownLabel;
+
+    /// <summary>
+    /// SHA-256 (hex) of the first <paramref name="count"/> pairs' paths relative to the data set's root, in the split's order
+    /// (one <c>image TAB label LF</c> line each, '/' separators): the same list on every machine gives the same digest, another
+    /// list (files added, removed, renamed, or another split) another one. File contents are not read.
+    /// </summary>
+    public string InputDigest(int count)
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        string root = Dataset.Root;
+        foreach (var pair in Dataset.Pairs.Take(count))
+        {
+            string image = Path.GetRelativePath(root, pair.ImagePath).Replace('\\', '/');
+            string label = Path.GetRelativePath(root, pair.LabelPath).Replace('\\', '/');
+            hash.AppendData(System.Text.Encoding.UTF8.GetBytes($"{image}\t{label}\n"));
+        }
+        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+    }
 }
 
 /// <summary>Opens data sets from the command line's <c>--data</c>, <c>--format</c> and <c>--split</c>.</summary>

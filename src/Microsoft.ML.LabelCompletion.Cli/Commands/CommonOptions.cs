@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Microsoft.ML.LabelCompletion.Data;
 
 namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 
@@ -61,6 +62,24 @@ internal static class CommonOptions
         _ => LabelCompletionPrecision.Float32,
     };
 
+    /// <summary>
+    /// The precision a run computes in, with <c>auto</c> decided here as the library decides it (bf16 on a CPU whose
+    /// <c>/proc/cpuinfo</c> flags list <c>avx512_bf16</c> or <c>amx_bf16</c>, fp32 elsewhere and on CUDA), so that what a
+    /// completion marker or an evaluation shard records is what ran, and machines of either kind are not mixed.
+    /// </summary>
+    public static LabelCompletionPrecision Concrete(LabelCompletionPrecision precision, string device)
+    {
+        if (precision != LabelCompletionPrecision.Auto) return precision;
+        if (device != "cpu" || !OperatingSystem.IsLinux() || !File.Exists("/proc/cpuinfo")) return LabelCompletionPrecision.Float32;
+        foreach (string line in File.ReadLines("/proc/cpuinfo"))
+        {
+            if (!line.StartsWith("flags", StringComparison.Ordinal)) continue;
+            var flags = line.Split([' ', '\t', ':'], StringSplitOptions.RemoveEmptyEntries);
+            return flags.Contains("avx512_bf16") || flags.Contains("amx_bf16") ? LabelCompletionPrecision.BFloat16 : LabelCompletionPrecision.Float32;
+        }
+        return LabelCompletionPrecision.Float32;
+    }
+
     public static Option<int?> Classes() => new("--classes")
     {
         Description = "pairs only: number of classes (default: classes.txt beside the folders, else the largest label value + 1).",
@@ -95,6 +114,59 @@ internal static class CommonOptions
     /// <summary>Checks an unknown value given on the command line.</summary>
     public static byte UnknownValue(int value) =>
         value is >= 0 and <= 255 ? (byte)value : throw new CliException($"--unknown must be 0..255, not {value}.");
+
+    /// <summary><c>--shard i/n</c>: the shard of the split this process takes; without it, a scheduler's variables give it.</summary>
+    public static Option<string?> Shard(string what) => new("--shard")
+    {
+        Description = $"Take only shard i of n (0 <= i < n), e.g. 0/4: {what} Shards are contiguous runs of the split's sorted list, "
+            + "their sizes differ by at most one. Default: the task index and count of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX), "
+            + "Slurm array (SLURM_ARRAY_TASK_ID), AWS Batch array (AWS_BATCH_JOB_ARRAY_INDEX) or Google Cloud Batch task (BATCH_TASK_INDEX); else the whole split.",
+        HelpName = "i/n",
+    };
+
+    /// <summary><c>--shard-count N</c>: the shard count where the scheduler does not give one (Kubernetes).</summary>
+    public static Option<int?> ShardCount() => new("--shard-count")
+    {
+        Description = $"Number of shards where the scheduler does not say (a Kubernetes Indexed Job: its completions). Default: {DataShard.ShardCountVariable}.",
+        HelpName = "N",
+    };
+
+    /// <summary>
+    /// The shard of this process: <c>--shard</c> when given, else the scheduler's variables (<see cref="DataShard.TryFromEnvironment"/>),
+    /// else the whole split. Prints which source gave it when the run is sharded.
+    /// </summary>
+    public static DataShard ResolveShard(string? shardText, int? shardCount, CliConsole console, Func<string, string?>? environment = null)
+    {
+        if (shardText is not null)
+        {
+            DataShard shard;
+            try
+            {
+                shard = DataShard.Parse(shardText);
+            }
+            catch (FormatException e)
+            {
+                throw new CliException($"--shard: {e.Message}");
+            }
+            if (shardCount is int n && n != shard.Count)
+                throw new CliException($"--shard {shard} and --shard-count {n} disagree.");
+            if (shard.Count > 1) console.Out.WriteLine($"shard {shard} (from --shard)");
+            return shard;
+        }
+        try
+        {
+            if (DataShard.TryFromEnvironment(environment ?? Environment.GetEnvironmentVariable, shardCount, out var shard, out string source))
+            {
+                console.Out.WriteLine($"shard {shard} (from the {source})");
+                return shard;
+            }
+            return DataShard.All;
+        }
+        catch (FormatException e)
+        {
+            throw new CliException($"shard: {e.Message}");
+        }
+    }
 
     /// <summary>Parses a comma-separated list of ratios in (0, 1).</summary>
     public static double[] Ratios(string text)

@@ -14,11 +14,13 @@ namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 /// <remarks>
 /// Restartable and idempotent: a label whose outputs all exist is skipped (a file exists only once it is whole), so a run
 /// that was interrupted and started again finishes the rest and never rewrites a finished file; <c>--force</c> recomputes
-/// everything. <c>--out</c> records the model and the selector settings in <c>.lmae-complete</c>, and a run with another model
-/// or other settings is refused instead of mixing two kinds of completions. <c>--shard i/n</c> takes the labels of one of n
-/// shards (<see cref="DataShard"/>: by a hash of the label's relative path), so n machines can share one data set. Each label is
+/// everything. Each run records in <c>--out</c> what its labels depend on (model hash, selector and its settings, precision,
+/// device, and a digest of the input list) in a marker, <c>.lmae-complete</c> (<c>.lmae-complete.shard-i-of-n</c> for a shard),
+/// and a run whose settings differ from any marker there is refused, naming what differs, instead of mixing two kinds of
+/// completions. <c>--shard i/n</c> (or a scheduler's task index, <see cref="CommonOptions.ResolveShard"/>) takes one of n
+/// contiguous, balanced runs of the split (<see cref="DataShard"/>), so n machines can share one data set. Each label is
 /// completed on its own (one image per network call, its windows batched) with its row position in the whole split, so its
-/// output does not depend on the shard, on what was skipped, or on the machine.
+/// output does not depend on the shard or on what was skipped.
 /// </remarks>
 internal static class CompleteCommand
 {
@@ -44,12 +46,13 @@ internal static class CompleteCommand
         var threads = CommonOptions.Threads();
         var precision = CommonOptions.Precision("Default: the precision the model was trained with.");
         var unknown = CommonOptions.Unknown();
-        var shard = new Option<string?>("--shard") { Description = "Complete only shard i of n (0 <= i < n), e.g. 0/4; labels are assigned to shards by a hash of their path.", HelpName = "i/n" };
+        var shard = CommonOptions.Shard("this process completes only the labels of that shard.");
+        var shardCount = CommonOptions.ShardCount();
         var force = new Option<bool>("--force") { Description = "Complete and rewrite labels whose outputs already exist (default: skip them, so an interrupted run can be restarted)." };
 
         var command = new System.CommandLine.Command("complete", "Complete every label of a data set with a trained model; write them in the input's format.")
         {
-            model, data, format, split, output, selector, ratio, background, overlay, confidence, device, threads, unknown, shard, force, precision,
+            model, data, format, split, output, selector, ratio, background, overlay, confidence, device, threads, unknown, shard, shardCount, force, precision,
         };
         command.SetAction(parse =>
         {
@@ -58,9 +61,10 @@ internal static class CompleteCommand
             CommonOptions.ApplyThreads(parse.GetValue(threads));
             string outDir = Path.GetFullPath(parse.GetValue(output)!);
             if (File.Exists(outDir)) throw new CliException($"--out '{outDir}' is a file; give a folder.");
+            var part = CommonOptions.ResolveShard(parse.GetValue(shard), parse.GetValue(shardCount), console);
             using var trained = ModelFiles.Load(ml, parse.GetValue(model)!);
             var options = trained.Options;
-            options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), options.Precision);
+            options.Precision = CommonOptions.Concrete(CommonOptions.ParsePrecision(parse.GetValue(precision), options.Precision), parse.GetValue(device)!);
             var opened = DataSets.Open(ml, parse.GetValue(data)!, parse.GetValue(format)!, parse.GetValue(split)!, trained.NumberOfClasses,
                 CommonOptions.UnknownValue(parse.GetValue(unknown)), console);
             if (opened.NumberOfClasses != trained.NumberOfClasses || opened.UnknownLabel != options.UnknownLabel)
@@ -83,30 +87,22 @@ internal static class CompleteCommand
             options.BackgroundClass = (byte)backgroundClass;
             options.InferenceBatchSize = 1; // each label on its own: its output does not depend on which others run with it
             options.CancellationToken = console.Cancellation;
-            DataShard part;
-            try
-            {
-                part = parse.GetValue(shard) is string text ? DataShard.Parse(text) : DataShard.All;
-            }
-            catch (FormatException e)
-            {
-                throw new CliException($"--shard: {e.Message}");
-            }
             bool overlays = parse.GetValue(overlay), heatMaps = parse.GetValue(confidence);
-            CheckOutputFolder(outDir, parse.GetValue(model)!, options, parse.GetValue(force));
+            var settings = Settings(parse.GetValue(model)!, options, parse.GetValue(device)!, opened);
+            CheckOutputFolder(outDir, settings, part, parse.GetValue(force));
             var todo = new HashSet<int>();
-            int done = 0, elsewhere = 0;
-            for (int i = 0; i < opened.Dataset.Count; i++)
+            int done = 0;
+            var (first, length) = part.RangeOf(opened.Dataset.Count);
+            for (int i = first; i < first + length; i++)
             {
                 var pair = opened.Dataset.Pairs[i];
-                if (!part.Contains(pair.RelativeLabelPath)) elsewhere++;
-                else if (!parse.GetValue(force) && Outputs(outDir, pair, overlays, heatMaps).All(File.Exists)) done++;
+                if (!parse.GetValue(force) && Outputs(outDir, pair, overlays, heatMaps).All(File.Exists)) done++;
                 else todo.Add(i);
             }
             using var completer = ml.Transforms.CompleteLabels(options, trained).Fit(opened.View);
 
             console.Out.WriteLine($"completing {todo.Count} labels of {opened.Description} with the {options.MaskSelector} selector"
-                + (done > 0 ? $" ({done} already done)" : "") + (part.Count > 1 ? $" (shard {part}; {elsewhere} labels in other shards)" : ""));
+                + (done > 0 ? $" ({done} already done)" : "") + (part.Count > 1 ? $" (shard {part}: labels {first + 1}-{first + length} of {opened.Dataset.Count})" : ""));
             int written = 0;
             try
             {
@@ -132,28 +128,57 @@ internal static class CompleteCommand
         if (heatMaps) yield return Path.Combine(outDir, "confidence", stem);
     }
 
+    /// <summary>The marker's first line.</summary>
+    internal const string MarkerHeader = "lmae complete";
+
+    /// <summary>Name of the marker of <paramref name="shard"/>: <c>.lmae-complete</c>, or <c>.lmae-complete.shard-i-of-n</c>.</summary>
+    internal static string MarkerName(DataShard shard) =>
+        shard.Count == 1 ? ".lmae-complete" : $".lmae-complete.shard-{shard.Index}-of-{shard.Count}";
+
     /// <summary>
-    /// Records in <c>--out</c> which model and settings produce its labels (the model file's SHA-256, the selector, its ratio,
-    /// background class and seed), and refuses a folder filled by another model or other settings unless <c>--force</c>.
+    /// What the completed labels depend on: the model file's SHA-256, the selector, its ratio, background class and seed, the
+    /// precision, the device, and the input list (its length and <see cref="OpenedData.InputDigest"/>).
     /// </summary>
-    private static void CheckOutputFolder(string outDir, string modelPath, LabelCompletionOptions options, bool force)
+    internal static RunSettings Settings(string modelPath, LabelCompletionOptions options, string device, OpenedData opened) => new RunSettings()
+        .Add("model-sha256", RunSettings.FileSha256(modelPath))
+        .Add("selector", options.MaskSelector.ToString())
+        .Add("ratio", options.InferenceMaskRatio.ToString("R", System.Globalization.CultureInfo.InvariantCulture))
+        .Add("background-class", options.BackgroundClass.ToString(System.Globalization.CultureInfo.InvariantCulture))
+        .Add("mask-seed", options.MaskSeed.ToString(System.Globalization.CultureInfo.InvariantCulture))
+        .Add("precision", options.Precision.ToString())
+        .Add("device", device)
+        .Add("inputs", opened.Dataset.Count.ToString(System.Globalization.CultureInfo.InvariantCulture))
+        .Add("inputs-sha256", opened.InputDigest(opened.Dataset.Count));
+
+    /// <summary>
+    /// Refuses <paramref name="outDir"/> when a marker there (of the whole split or of any shard) records other settings than
+    /// <paramref name="settings"/>, naming what differs, unless <paramref name="force"/>; then writes this shard's marker. A forced
+    /// run over the whole split rewrites every label, so it removes the shards' markers.
+    /// </summary>
+    private static void CheckOutputFolder(string outDir, RunSettings settings, DataShard shard, bool force)
     {
-        string hash;
-        using (var stream = File.OpenRead(modelPath))
-            hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(stream));
-        string record = string.Join('\n',
-            "lmae complete",
-            $"model-sha256={hash}",
-            $"selector={options.MaskSelector}",
-            $"ratio={options.InferenceMaskRatio.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}",
-            $"background-class={options.BackgroundClass}",
-            $"mask-seed={options.MaskSeed}") + "\n";
-        string marker = Path.Combine(outDir, ".lmae-complete");
-        if (File.Exists(marker) && !force && File.ReadAllText(marker) != record)
-            throw new CliException($"{outDir} holds labels completed by another model or with other settings (see {marker}); "
-                + "use another --out folder, or --force to complete every label again.");
-        if (!File.Exists(marker) || File.ReadAllText(marker) != record)
-            SegmentationFiles.WriteAtomically(marker, s => s.Write(System.Text.Encoding.UTF8.GetBytes(record)));
+        string own = Path.Combine(outDir, MarkerName(shard));
+        var markers = Directory.Exists(outDir)
+            ? Directory.EnumerateFiles(outDir, ".lmae-complete*").Where(f => !f.EndsWith(".tmp", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray()
+            : [];
+        if (!force)
+        {
+            foreach (string marker in markers)
+            {
+                var recorded = RunSettings.Parse(File.ReadAllText(marker), MarkerHeader) ?? new RunSettings();
+                var differences = settings.Differences(recorded);
+                if (differences.Count > 0)
+                    throw new CliException($"{outDir} holds labels completed by another model or with other settings ({Path.GetFileName(marker)}: "
+                        + $"{string.Join("; ", differences)}); use another --out folder, or --force to complete every label again.");
+            }
+        }
+        else if (shard.Count == 1)
+        {
+            foreach (string marker in markers.Where(m => m != own)) File.Delete(marker);
+        }
+        string record = settings.ToText(MarkerHeader) + $"{RunSettings.ShardKey}={shard}\n";
+        if (!File.Exists(own) || File.ReadAllText(own) != record)
+            SegmentationFiles.WriteAtomically(own, s => s.Write(System.Text.Encoding.UTF8.GetBytes(record)));
     }
 
     private static int Run(LabelCompletionTransformer completer, OpenedData opened, string outDir, bool overlays, bool heatMaps,

@@ -169,6 +169,18 @@ public sealed class SegmentationConfusionMatrix
         TotalCount += count;
     }
 
+    /// <summary>Adds <paramref name="count"/> pixels of true class <paramref name="truth"/> whose prediction was the unknown value.</summary>
+    /// <param name="truth">Ground-truth class.</param>
+    /// <param name="count">Number of pixels, not negative.</param>
+    public void AddUnpredicted(int truth, long count = 1)
+    {
+        CheckWritable();
+        CheckClass(truth, nameof(truth));
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        _unpredicted[truth] += count;
+        TotalCount += count;
+    }
+
     /// <summary>
     /// Adds every pixel of a label map whose ground truth is known and, when <paramref name="mask"/> is given, whose
     /// mask flag is set.
