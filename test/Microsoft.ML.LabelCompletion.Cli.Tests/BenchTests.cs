@@ -40,7 +40,7 @@ public sealed class BenchTests
         Assert.AreEqual(line.GetProperty("gflop_per_s").GetDouble() / line.GetProperty("matmul_gflop_per_s").GetDouble(),
             line.GetProperty("fraction_of_matmul").GetDouble(), 1e-3, "the fraction is against the adjacent ceiling");
         // The parts are timed inside the same calls: together they account for (nearly) all of the wall time.
-        double parts = new[] { "prepare_ms", "tensors_ms", "network_ms", "accumulate_ms", "refinement_ms", "decide_ms" }
+        double parts = new[] { "prepare_ms", "windows_ms", "refine_decide_ms" }
             .Sum(name => line.GetProperty(name).GetDouble());
         double total = line.GetProperty("ms_per_image").GetDouble();
         Assert.IsTrue(parts > 0.8 * total && parts < 1.2 * total, $"parts {parts} ms vs {total} ms per image: {result.Output}");
