@@ -51,6 +51,15 @@ public sealed class SettingsTests
             bool marked = field.IsDefined(typeof(NotInRunFingerprintAttribute));
             Assert.AreEqual(!marked, !lines.SequenceEqual(reference), $"{field.Name}: marked {marked}; differences {string.Join("; ", TrainingCheckpoint.Differences(reference, lines))}");
         }
+        // The settings that change the weights training computes are in it.
+        foreach (string name in new[]
+        {
+            "NumberOfClasses", "UnknownLabel", "PatchSize", "TrainingSize", "EncoderEmbeddingDimension", "EncoderDepth", "EncoderHeads",
+            "DecoderEmbeddingDimension", "DecoderDepth", "DecoderHeads", "MlpRatio", "Activation", "UseImagePatchSupplement", "LabelPrior",
+            "WindowOverlap", "PixelRefinementChannels", "DirectionalPrior", "BatchSize", "MaskRatio", "LearningRate", "WeightDecay",
+            "ClassWeighting", "LossRegion", "Augment", "LearningRatePatience", "LearningRateFactor", "LearningRateThreshold", "EarlyStoppingPatience",
+        })
+            Assert.IsTrue(reference.Any(l => l.StartsWith(name + "=", StringComparison.Ordinal)), $"{name} is not in the run's fingerprint");
         Assert.IsFalse(baseline.RunFingerprint(2, LabelCompletionPrecision.Float32).SequenceEqual(reference), "the seed used");
         Assert.IsFalse(baseline.RunFingerprint(1, LabelCompletionPrecision.BFloat16).SequenceEqual(reference), "the precision used");
         // A preset and the same values given explicitly are the same run.

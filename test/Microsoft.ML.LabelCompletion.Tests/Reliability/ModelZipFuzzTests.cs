@@ -96,13 +96,22 @@ public sealed class ModelZipFuzzTests
     [TestMethod]
     public void EditedSettings_WithoutMatchingHashes_FailOnTheSettingsHash()
     {
-        // The repro of the report: one edited number in the settings (the encoder depth), hashes left as they were.
-        string path = Copy(A, ".edited.zip");
-        ReplaceEntry(path, LabelCompletionModelFile.SettingsEntryName, json =>
-            Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(json).Replace("\"EncoderDepth\": 2,", "\"EncoderDepth\": 9999999,", StringComparison.Ordinal)));
-        var error = LoadBounded(path, "edited depth");
-        Assert.IsNotNull(error);
-        Assert.AreEqual(LabelCompletionModelFile.SettingsEntryName, error.Data[LabelCompletionModelFile.FieldKey], error.Message);
+        // The repro of the report: one edited number in the settings (the encoder depth), hashes left as they were; once
+        // with the entry's length kept (the SHA-256 catches it), once longer (the size the zip declares catches it first).
+        foreach (string depth in new[] { "9", "9999999" })
+        {
+            string path = Copy(A, ".edited.zip");
+            ReplaceEntry(path, LabelCompletionModelFile.SettingsEntryName, json =>
+            {
+                string text = Encoding.UTF8.GetString(json);
+                StringAssert.Contains(text, "\"EncoderDepth\": 2,");
+                return Encoding.UTF8.GetBytes(text.Replace("\"EncoderDepth\": 2,", $"\"EncoderDepth\": {depth},", StringComparison.Ordinal));
+            });
+            var error = LoadBounded(path, $"edited depth {depth}");
+            Assert.IsNotNull(error);
+            Assert.AreEqual(LabelCompletionModelFile.SettingsEntryName, error.Data[LabelCompletionModelFile.FieldKey], error.Message);
+            StringAssert.Contains(error.Message, depth.Length == 1 ? "SHA-256" : "entry declares");
+        }
 
         // The weights' length and hash inside the settings: out of range or not a hash.
         foreach (var (field, value) in new (string, JsonNode)[] { ("Bytes", 0), ("Bytes", -1), ("Bytes", 1e12), ("Bytes", 10), ("Sha256", "zz"), ("Sha256", "") })
