@@ -39,7 +39,7 @@ public sealed record LmaeConfig(
     /// normalisations or the other heads. A model file whose weights entry is smaller describes a network its weights
     /// cannot fill, and is refused before the network is built.
     /// </summary>
-    public long MinimumWeightBytes
+    internal long MinimumWeightBytes
     {
         get
         {
