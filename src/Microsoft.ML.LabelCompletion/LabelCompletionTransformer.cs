@@ -38,8 +38,8 @@ namespace Microsoft.ML.LabelCompletion;
 /// on load; <c>mlContext.Model.Load</c> checks the settings' bounds and both hashes before it builds the network, and
 /// restores a transformer whose output is bit-identical on the same device. A file that fails a check raises an
 /// <see cref="InvalidDataException"/> naming the entry or settings field (inside ML.NET's own exception;
-/// <c>mlContext.LabelCompletion().LoadModel</c> throws it directly, naming the file too). The network runs on the device selected by <c>MLContext.GpuDeviceId</c>
-/// and <c>MLContext.FallbackToCpu</c> of the context that trained or loaded it.
+/// <c>mlContext.LabelCompletion().LoadModel</c> throws it directly, naming the file too). The network runs on the device
+/// selected by <c>MLContext.GpuDeviceId</c> and <c>MLContext.FallbackToCpu</c> of the context that trained or loaded it.
 /// </para>
 /// </remarks>
 public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITransformer, IDisposable
