@@ -7,7 +7,11 @@ namespace Microsoft.ML.LabelCompletion.Cli;
 internal static class ModelFiles
 {
     /// <summary>Loads <paramref name="path"/> and returns its label-completion transformer.</summary>
-    /// <exception cref="CliException">The file is missing, is not an ML.NET model zip, or holds another kind of model.</exception>
+    /// <remarks>
+    /// Loads through <c>mlContext.LabelCompletion().LoadModel</c>: entry sizes are capped before extraction, and the model's
+    /// settings are bounded and its hashes checked before the network is built (LabelCompletionModelFile).
+    /// </remarks>
+    /// <exception cref="CliException">The file is missing, is not an ML.NET model zip, fails a check, or holds another kind of model.</exception>
     public static LabelCompletionTransformer Load(MLContext ml, string path)
     {
         if (string.IsNullOrWhiteSpace(path)) throw new CliException("--model is empty.");
@@ -16,14 +20,12 @@ internal static class ModelFiles
         ITransformer loaded;
         try
         {
-            loaded = ml.Model.Load(path, out _);
+            loaded = ml.LabelCompletion().LoadModel(path, out _);
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (InvalidDataException e)
         {
-            // ML.NET wraps the loader's own message ("Label completion model: ...") in "Error during class instantiation".
-            var cause = e;
-            while (cause.InnerException is not null) cause = cause.InnerException;
-            throw new CliException($"'{path}' is not an L-MAE model zip: {DataSets.FirstLine(cause.Message)}", e);
+            // The message starts with the path and names the entry or settings field at fault.
+            throw new CliException($"'{path}' is not an L-MAE model zip: {DataSets.FirstLine(e.Message[(path.Length + 2)..])}", e);
         }
         switch (loaded)
         {

@@ -20,16 +20,20 @@ public sealed class LabelCompletionCatalog
     internal MLContext Context { get; }
 
     /// <summary>
-    /// Loads a model saved with <c>mlContext.Model.Save</c>, exactly as <c>mlContext.Model.Load(path, out inputSchema)</c> does,
-    /// but when loading fails the error names the file and says what is wrong with it: not a zip or truncated, not an ML.NET
-    /// model, written by a newer version of this library, or a label-completion model whose content is corrupted. Plain
-    /// <c>Model.Load</c> loads the same files; this only changes the message of the failures.
+    /// Loads a model saved with <c>mlContext.Model.Save</c>, as <c>mlContext.Model.Load(path, out inputSchema)</c> does, after
+    /// checking that no zip entry declares more than 2 GiB (the size the zip's directory gives, before anything is
+    /// extracted). When loading fails, the one error type is <see cref="InvalidDataException"/>: its message starts with the
+    /// path and says what is wrong (not a zip or truncated, an entry too large, not an ML.NET model, written by a newer
+    /// version, a model format this library no longer reads, a settings field out of its bounds, or content whose SHA-256
+    /// does not match), and its <see cref="Exception.Data"/> holds the file under <c>"LabelCompletion.File"</c> and the zip
+    /// entry or settings field at fault under <c>"LabelCompletion.Field"</c>.
     /// </summary>
     /// <remarks>
     /// Loading never runs code from the file: ML.NET instantiates only classes registered with <c>LoadableClass</c> in assemblies
-    /// the application already references, and this library's loader reads numbers, strings and TorchSharp tensor data
-    /// (names, shapes, raw bytes) whose shapes must match the network rebuilt from the saved configuration; no
-    /// <c>BinaryFormatter</c> or other type-instantiating serializer is involved.
+    /// the application already references, and this library's loader reads a JSON settings record (bounded: see
+    /// <see cref="LabelCompletionSettings"/>) and TorchSharp tensor data (names, shapes, raw bytes) whose shapes must match the
+    /// network rebuilt from those settings, after both have passed their SHA-256 checks; no <c>BinaryFormatter</c> or other
+    /// type-instantiating serializer is involved.
     /// </remarks>
     /// <param name="path">The model zip.</param>
     /// <param name="inputSchema">The input schema saved with the model.</param>
@@ -40,30 +44,33 @@ public sealed class LabelCompletionCatalog
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: the model file does not exist.", path);
+        LabelCompletionModelFile.CheckArchive(path);
         try
         {
             return Context.Model.Load(path, out inputSchema);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw new InvalidDataException($"{path}: {ModelLoadProblem(e)}", e);
+            var (problem, field) = ModelLoadProblem(e);
+            throw LabelCompletionModelFile.WithFacts(new InvalidDataException($"{path}: {problem}", e), path, field);
         }
     }
 
-    /// <summary>One sentence on why ML.NET could not load a model, from the exception chain.</summary>
-    internal static string ModelLoadProblem(Exception error)
+    /// <summary>One sentence on why ML.NET could not load a model, from the exception chain, and the entry or field at fault.</summary>
+    internal static (string Problem, string? Field) ModelLoadProblem(Exception error)
     {
         var chain = new List<Exception>();
         for (Exception? e = error; e is not null; e = e.InnerException) chain.Add(e);
         // Our own loader's messages say what is wrong in the words of this library.
-        if (chain.FirstOrDefault(e => e.Message.StartsWith("Label completion model:", StringComparison.Ordinal)) is { } ours)
-            return "cannot load the label-completion model: " + ours.Message["Label completion model:".Length..].Trim();
-        if (chain.FirstOrDefault(e => e is InvalidDataException && e.GetType().Namespace == "System.IO" && e.StackTrace?.Contains("System.IO.Compression", StringComparison.Ordinal) == true) is { } zip)
-            return $"not a readable zip file; it is truncated or corrupted ({zip.Message})";
+        if (chain.FirstOrDefault(LabelCompletionModelFile.IsLoadError) is { } ours)
+            return ("cannot load the label-completion model: " + ours.Message[LabelCompletionModelFile.LoadErrorPrefix.Length..].Trim(),
+                ours.Data[LabelCompletionModelFile.FieldKey] as string);
+        if (chain.FirstOrDefault(e => e is InvalidDataException && e.StackTrace?.Contains("System.IO.Compression", StringComparison.Ordinal) == true) is { } zip)
+            return ($"not a readable zip file; it is truncated or corrupted ({zip.Message})", null);
         string all = string.Join(" | ", chain.Select(e => e.Message));
         if (all.Contains("too new", StringComparison.OrdinalIgnoreCase) || all.Contains("newer", StringComparison.OrdinalIgnoreCase))
-            return $"the model was saved by a newer version of its library and cannot be read by this one ({chain[^1].Message})";
-        return $"not a loadable ML.NET model ({chain[^1].Message})";
+            return ($"the model was saved by a newer version of its library and cannot be read by this one ({chain[^1].Message})", null);
+        return ($"not a loadable ML.NET model ({chain[^1].Message})", null);
     }
 
     /// <summary>

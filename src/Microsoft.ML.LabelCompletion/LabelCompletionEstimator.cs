@@ -14,20 +14,20 @@ namespace Microsoft.ML.LabelCompletion;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Input columns: <see cref="LabelCompletionOptions.ImageColumnName"/>, an image (<see cref="MLImage"/>, as made by
-/// <c>mlContext.Transforms.LoadImages</c> or the segmentation loader), and <see cref="LabelCompletionOptions.LabelColumnName"/>,
+/// Input columns: <see cref="LabelCompletionSettings.ImageColumnName"/>, an image (<see cref="MLImage"/>, as made by
+/// <c>mlContext.Transforms.LoadImages</c> or the segmentation loader), and <see cref="LabelCompletionSettings.LabelColumnName"/>,
 /// a vector of <see cref="byte"/> with one value per image pixel, row-major (height x width), holding a class index
-/// <c>0..C-1</c> or <see cref="LabelCompletionOptions.UnknownLabel"/>. Output columns: see <see cref="LabelCompletionTransformer"/>.
+/// <c>0..C-1</c> or <see cref="LabelCompletionSettings.UnknownLabel"/>. Output columns: see <see cref="LabelCompletionTransformer"/>.
 /// </para>
 /// <para>
 /// <see cref="Fit(IDataView)"/> streams the training data once per epoch (it is never loaded whole), trains on the device
-/// chosen by <c>MLContext.GpuDeviceId</c> / <c>MLContext.FallbackToCpu</c>, seeds from <see cref="LabelCompletionOptions.Seed"/>
+/// chosen by <c>MLContext.GpuDeviceId</c> / <c>MLContext.FallbackToCpu</c>, seeds from <see cref="LabelCompletionSettings.Seed"/>
 /// or else the <c>MLContext</c>'s seed (0 when it has none), reports progress as <see cref="TrainingProgress"/> records to
 /// <see cref="LabelCompletionOptions.Progress"/>, through ML.NET's progress channel and to <c>MLContext.Log</c> (per step at
 /// trace level; per epoch loss, images/s, learning rate and validation metrics at info level; numbers in invariant culture),
 /// and stops before the next step when <see cref="LabelCompletionOptions.CancellationToken"/> is cancelled. With
-/// <see cref="LabelCompletionOptions.CheckpointDirectory"/> it writes checkpoints (also on cancellation) and, with
-/// <see cref="LabelCompletionOptions.ResumeFromCheckpoint"/>, continues from the latest valid one.
+/// <see cref="LabelCompletionSettings.CheckpointDirectory"/> it writes checkpoints (also on cancellation) and, with
+/// <see cref="LabelCompletionSettings.ResumeFromCheckpoint"/>, continues from the latest valid one.
 /// </para>
 /// </remarks>
 public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransformer>
@@ -43,13 +43,13 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
         _env = env;
         _host = env.Register(nameof(LabelCompletionEstimator));
         _host.CheckValue(options, nameof(options));
-        _options = CopyOptions(options);
+        _options = options.Clone();
         Validate(_host, _options);
         _trainedModel = trainedModel;
     }
 
     /// <summary>The options this estimator trains with (a copy).</summary>
-    public LabelCompletionOptions Options => CopyOptions(_options);
+    public LabelCompletionOptions Options => _options.Clone();
 
     /// <summary>
     /// Trains the L-MAE on <paramref name="input"/> (or, for an estimator built on a trained model, returns that model with
@@ -185,56 +185,11 @@ public sealed class LabelCompletionEstimator : IEstimator<LabelCompletionTransfo
     private IEnumerable<SegmentationExample> ReadExamples(IDataView data, DataViewSchema.Column image, DataViewSchema.Column label, string name)
         => ReadExamples(data, image, label, name, _options.NumberOfClasses, _options.UnknownLabel);
 
-    /// <summary>Checks the options that the ML.NET layer relies on; the network's own fields are checked when the network is built.</summary>
+    /// <summary>Checks every option against its bounds (<see cref="LabelCompletionSettings.Validate"/>, the check model loading uses too).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of its bounds; the error names it.</exception>
     internal static void Validate(IExceptionContext ectx, LabelCompletionOptions o)
     {
-        void Require(bool condition, string field, string message)
-        {
-            if (!condition) throw ectx.ExceptParam(field, $"LabelCompletionOptions.{field}: {message}");
-        }
-
-        Require(o.NumberOfClasses >= 1 && o.NumberOfClasses <= 255, nameof(o.NumberOfClasses),
-            $"must be between 1 and 255 (byte labels with one value left for unknown); it is {o.NumberOfClasses}.");
-        Require(o.UnknownLabel >= o.NumberOfClasses, nameof(o.UnknownLabel),
-            $"{o.UnknownLabel} is a class index (0..{o.NumberOfClasses - 1}); the unknown value must lie outside the classes.");
-        foreach (var (name, value) in new[]
-        {
-            (nameof(o.ImageColumnName), o.ImageColumnName), (nameof(o.LabelColumnName), o.LabelColumnName),
-            (nameof(o.OutputColumnName), o.OutputColumnName), (nameof(o.ConfidenceColumnName), o.ConfidenceColumnName),
-            (nameof(o.CompletionMaskColumnName), o.CompletionMaskColumnName),
-        })
-            Require(!string.IsNullOrWhiteSpace(value), name, "a column name is required.");
-        var outputs = new[] { o.OutputColumnName, o.ConfidenceColumnName, o.CompletionMaskColumnName };
-        Require(outputs.Distinct(StringComparer.Ordinal).Count() == outputs.Length, nameof(o.OutputColumnName),
-            $"the three output columns need distinct names ('{o.OutputColumnName}', '{o.ConfidenceColumnName}', '{o.CompletionMaskColumnName}').");
-        Require(o.Epochs >= 1, nameof(o.Epochs), $"must be at least 1; it is {o.Epochs}.");
-        Require(o.BatchSize >= 1, nameof(o.BatchSize), $"must be at least 1; it is {o.BatchSize}.");
-        Require(o.InferenceBatchSize >= 1, nameof(o.InferenceBatchSize), $"must be at least 1; it is {o.InferenceBatchSize}.");
-        Require(o.MaskRatio >= 0 && o.MaskRatio <= 1, nameof(o.MaskRatio), $"must be in [0, 1]; it is {o.MaskRatio}.");
-        Require(o.InferenceMaskRatio >= 0 && o.InferenceMaskRatio <= 1, nameof(o.InferenceMaskRatio), $"must be in [0, 1]; it is {o.InferenceMaskRatio}.");
-        Require(o.LearningRate > 0, nameof(o.LearningRate), $"must be positive; it is {o.LearningRate}.");
-        Require(o.NumberOfThreads is null or >= 1, nameof(o.NumberOfThreads), $"must be null or at least 1; it is {o.NumberOfThreads}.");
-        Require(Enum.IsDefined(o.MaskSelector), nameof(o.MaskSelector), $"{(int)o.MaskSelector} is not a mask selector.");
-        Require(Enum.IsDefined(o.Precision), nameof(o.Precision), $"{(int)o.Precision} is not a precision.");
-        Require(o.ClassNames is null || (o.ClassNames.Length == o.NumberOfClasses && o.ClassNames.All(n => n is not null)), nameof(o.ClassNames),
-            $"needs one non-null name per class ({o.NumberOfClasses}); it has {o.ClassNames?.Length} entries.");
-        Require(o.Palette is null || o.Palette.Length == 3 * o.NumberOfClasses, nameof(o.Palette),
-            $"needs 3 bytes (R, G, B) per class, {3 * o.NumberOfClasses} in all; it has {o.Palette?.Length}.");
-        Require(o.CheckpointEverySteps >= 0, nameof(o.CheckpointEverySteps), $"must be 0 (epoch ends only) or positive; it is {o.CheckpointEverySteps}.");
-        Require(!o.ResumeFromCheckpoint || !string.IsNullOrWhiteSpace(o.CheckpointDirectory), nameof(o.ResumeFromCheckpoint),
-            "needs a CheckpointDirectory to resume from.");
-    }
-
-    /// <summary>
-    /// A copy of every public field, arrays cloned (so later changes by the caller do not reach a trained model), and of
-    /// <see cref="LabelCompletionOptions.Progress"/>.
-    /// </summary>
-    internal static LabelCompletionOptions CopyOptions(LabelCompletionOptions source)
-    {
-        var copy = new LabelCompletionOptions();
-        foreach (var field in typeof(LabelCompletionOptions).GetFields(BindingFlags.Public | BindingFlags.Instance))
-            field.SetValue(copy, field.GetValue(source) is Array array ? array.Clone() : field.GetValue(source));
-        copy.Progress = source.Progress;
-        return copy;
+        ectx.CheckValue(o, nameof(o));
+        o.Validate();
     }
 }

@@ -19,7 +19,7 @@ namespace Microsoft.ML.LabelCompletion;
 /// every small convolution; libtorch then uses the kernel it falls back to anyway, so results do not change.</description></item>
 /// </list>
 /// <para>
-/// Threads and seeds are per-call settings, not part of this tuning: <see cref="LabelCompletionOptions.NumberOfThreads"/>
+/// Threads and seeds are per-call settings, not part of this tuning: <see cref="LabelCompletionSettings.NumberOfThreads"/>
 /// (libtorch's intra-op thread pool, which is process-wide) is set only when the option is given, and the network's
 /// initialisation is seeded without changing the global random generator's state.
 /// </para>

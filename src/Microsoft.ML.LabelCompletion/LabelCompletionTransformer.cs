@@ -1,4 +1,4 @@
-using System.Reflection;
+using System.Security.Cryptography;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.LabelCompletion;
@@ -22,25 +22,28 @@ namespace Microsoft.ML.LabelCompletion;
 /// <remarks>
 /// <para>
 /// Input: the image column (<see cref="MLImage"/>) and the label column (vector of <see cref="byte"/>, row-major,
-/// one value per image pixel: a class index <c>0..C-1</c> or <see cref="LabelCompletionOptions.UnknownLabel"/>).
+/// one value per image pixel: a class index <c>0..C-1</c> or <see cref="LabelCompletionSettings.UnknownLabel"/>).
 /// Output, appended to the input columns: the completed label map (vector of <see cref="byte"/>), the per-pixel confidence
 /// (vector of <see cref="float"/>) and the completion mask (vector of <see cref="bool"/>), all in the same row-major layout.
 /// </para>
 /// <para>
 /// <see cref="Transform(IDataView)"/> is lazy: rows are read and completed only when a cursor asks for an output column,
-/// <see cref="LabelCompletionOptions.InferenceBatchSize"/> rows at a time, never the whole data set at once. Patches are
-/// masked by the Mask Selector chosen in <see cref="LabelCompletionOptions.MaskSelector"/>; the <c>Random</c> selector is
-/// seeded by <see cref="LabelCompletionOptions.MaskSeed"/> and the row's position, so it is reproducible per row. A masked
+/// <see cref="LabelCompletionSettings.InferenceBatchSize"/> rows at a time, never the whole data set at once. Patches are
+/// masked by the Mask Selector chosen in <see cref="LabelCompletionSettings.MaskSelector"/>; the <c>Random</c> selector is
+/// seeded by <see cref="LabelCompletionSettings.MaskSeed"/> and the row's position, so it is reproducible per row. A masked
 /// patch is hidden from every input the network reads (label, label prior, directional planes) and all its pixels take the
 /// network's prediction, as unknown pixels do; the completion mask marks exactly those pixels. With the <c>Background</c>
 /// or <c>Random</c> selector on a complete label this re-predicts known labels, so <c>Evaluate(Transform(data))</c>
 /// measures the model.
 /// </para>
 /// <para>
-/// <c>mlContext.Model.Save</c> stores the network configuration, every option and the weights inside the standard ML.NET
-/// zip (entry <c>LmaeWeights</c>, checked with SHA-256 on load); <c>mlContext.Model.Load</c> restores a transformer whose
-/// output is bit-identical on the same device. The network runs on the device selected by <c>MLContext.GpuDeviceId</c>
-/// and <c>MLContext.FallbackToCpu</c> of the context that trained or loaded it.
+/// <c>mlContext.Model.Save</c> stores every option (<see cref="LabelCompletionSettings"/>, one JSON entry
+/// <c>LmaeSettings</c>) and the weights (entry <c>LmaeWeights</c>) inside the standard ML.NET zip, each checked with SHA-256
+/// on load; <c>mlContext.Model.Load</c> checks the settings' bounds and both hashes before it builds the network, and
+/// restores a transformer whose output is bit-identical on the same device. A file that fails a check raises an
+/// <see cref="InvalidDataException"/> naming the entry or settings field (inside ML.NET's own exception;
+/// <c>mlContext.LabelCompletion().LoadModel</c> throws it directly, naming the file too). The network runs on the device
+/// selected by <c>MLContext.GpuDeviceId</c> and <c>MLContext.FallbackToCpu</c> of the context that trained or loaded it.
 /// </para>
 /// </remarks>
 public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITransformer, IDisposable
@@ -48,12 +51,10 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     internal const string UserName = "Label Completion (L-MAE) Transform";
     internal const string LoaderSignature = "LabelCompletionXf";
     internal const string ModelSignature = "LBLCOMPL";
-    internal const string WeightsEntryName = "LmaeWeights";
+    internal const string WeightsEntryName = LabelCompletionModelFile.WeightsEntryName;
 
-    /// <summary>Version of the saved layout (the <c>Binary format</c> below); bump it, and keep reading the old ones, when it changes.</summary>
-    internal const int FormatVersion = 3;
-
-    private const int HashLength = 32;
+    /// <summary>Version of the saved layout (<see cref="LabelCompletionModelFile"/>).</summary>
+    internal const int FormatVersion = LabelCompletionModelFile.FormatVersion;
 
     private readonly LabelCompletionEngine _engine;
     private readonly LabelCompletionOptions _options;
@@ -73,8 +74,10 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             throw Host.ExceptParam(nameof(options),
                 $"Label completion: the options' unknown label is {options.UnknownLabel} but the model was trained with {engine.Config.UnknownLabel}.");
         _engine = engine;
-        _options = LabelCompletionEstimator.CopyOptions(options);
+        _options = options.Clone();
         _options.ValidationSet = null;
+        // The options describe the network this model holds (preset resolved): what is saved, and what Options returns.
+        engine.Config.ApplyTo(_options);
         _ownsEngine = ownsEngine;
         _outputColumns = new[]
         {
@@ -86,9 +89,10 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
 
     /// <summary>
     /// The options the model was trained with and the inference options <see cref="Transform(IDataView)"/> uses (a copy;
-    /// <see cref="LabelCompletionOptions.ValidationSet"/> is not kept). After loading, the cancellation token is none.
+    /// <see cref="LabelCompletionOptions.ValidationSet"/> is not kept). The network fields hold the network's explicit values
+    /// (the <see cref="LabelCompletionSettings.ModelSize"/> preset resolved). After loading, the cancellation token is none.
     /// </summary>
-    public LabelCompletionOptions Options => LabelCompletionEstimator.CopyOptions(_options);
+    public LabelCompletionOptions Options => _options.Clone();
 
     /// <summary>Number of real classes <c>C</c> the model completes.</summary>
     public int NumberOfClasses => _engine.Config.NumberOfClasses;
@@ -101,13 +105,10 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
 
     internal LabelCompletionEngine Engine => _engine;
 
-    /// <summary>
-    /// The version of this library that saved the model this transformer was loaded from; null for a model trained in this
-    /// process or loaded from a file of format version 1 (which did not record it).
-    /// </summary>
+    /// <summary>The version of this library that saved the model this transformer was loaded from; null for a model trained in this process.</summary>
     public string? SavedByLibraryVersion { get; private init; }
 
-    /// <summary>Class names, one per class, when the options gave them (<see cref="LabelCompletionOptions.ClassNames"/>); else null.</summary>
+    /// <summary>Class names, one per class, when the options gave them (<see cref="LabelCompletionSettings.ClassNames"/>); else null.</summary>
     public IReadOnlyList<string>? ClassNames => _options.ClassNames is { } names ? Array.AsReadOnly(names) : null;
 
     /// <summary>
@@ -130,7 +131,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     /// Completes one label map (the same computation as <see cref="Transform(IDataView)"/> for a single row at position 0).
     /// </summary>
     /// <param name="image">The RGB image.</param>
-    /// <param name="label">Its label map (same size), unknown pixels holding <see cref="LabelCompletionOptions.UnknownLabel"/>.</param>
+    /// <param name="label">Its label map (same size), unknown pixels holding <see cref="LabelCompletionSettings.UnknownLabel"/>.</param>
     /// <returns>The completed label map, the per-pixel confidence and the completion mask.</returns>
     public CompletionResult Complete(RgbImage image, LabelMap label)
     {
@@ -149,7 +150,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     /// another order).
     /// </summary>
     /// <param name="rows">The images and their label maps (same size each; unknown pixels holding
-    /// <see cref="LabelCompletionOptions.UnknownLabel"/>). A row that is not valid is named by its index in the error.</param>
+    /// <see cref="LabelCompletionSettings.UnknownLabel"/>). A row that is not valid is named by its index in the error.</param>
     /// <returns>One result per row, in order.</returns>
     public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<(RgbImage Image, LabelMap Label)> rows)
     {
@@ -245,15 +246,13 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     private static VersionInfo GetVersionInfo()
         => new VersionInfo(
             modelSignature: ModelSignature,
-            verWrittenCur: 0x00010003, // 0x00010001 initial: LmaeConfig, options, SHA-256 checked weights.
-                                       // 0x00010002 adds library version, class names, palette and the checkpoint options.
-                                       // 0x00010003 adds the precision (FP32 or bf16 autocast).
-            verReadableCur: 0x00010003,
-            verWeCanReadBack: 0x00010001,
+            verWrittenCur: 0x00010004, // 0x00010004: settings as one JSON entry (LabelCompletionModelFile); 1-3 were hand-written binary.
+            verReadableCur: 0x00010004,
+            verWeCanReadBack: 0x00010001, // older models reach Create, which refuses them with a message that says what to do
             loaderSignature: LoaderSignature,
             loaderAssemblyName: typeof(LabelCompletionTransformer).Assembly.FullName);
 
-    /// <summary>Writes the model into an ML.NET model context (called by <c>mlContext.Model.Save</c>).</summary>
+    /// <summary>Writes the model into an ML.NET model context (called by <c>mlContext.Model.Save</c>); layout: <see cref="LabelCompletionModelFile"/>.</summary>
     protected override void SaveModel(ModelSaveContext ctx)
     {
         Host.CheckValue(ctx, nameof(ctx));
@@ -261,105 +260,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         ctx.CheckAtModel();
         ctx.SetVersionInfo(GetVersionInfo());
 
-        // *** Binary format ***
-        // int: format version (FormatVersion)
-        // LmaeConfig:
-        //   int: number of classes C; byte: unknown label; int: patch size; int: training size;
-        //   int: encoder width, depth, heads; int: decoder width, depth, heads; int: MLP ratio; int: activation;
-        //   bool: image patch supplement; int: label prior mode; float: window overlap; int: pixel refinement channels;
-        //   (format version 2 and later) bool: directional prior
-        // int: string id of the image, label, output, confidence and completion-mask column names (5 ids)
-        // inference options:
-        //   int: mask selector; float: inference mask ratio; byte: background class; int: mask seed; int: inference batch size
-        // training options (as given, for provenance and Options after loading):
-        //   int: model size; 7 x (bool has value, int value): patch size, encoder width, depth, heads, decoder width, depth, heads;
-        //   int: MLP ratio; int: activation; bool: image patch supplement; int: label prior; float: mask ratio; int: epochs;
-        //   int: batch size; double: learning rate; double: weight decay; int: training size; int: class weighting;
-        //   int: loss region; bool: augment; int: LR patience; double: LR factor; double: LR threshold;
-        //   int: early-stopping patience; (bool, int): seed; (bool, int): number of threads; float: window overlap;
-        //   int: pixel refinement channels; (format version 2 and later) bool: directional prior; (bool, long): training time
-        //   limit in ticks
-        // binary stream "LmaeWeights": the network's weights (LabelCompletionEngine.SaveWeights, TorchSharp state dict)
-        // long: byte length of the weights stream
-        // byte[32]: SHA-256 of the weights stream
-        // format version 2 and later:
-        //   string: version of the library that saved the model
-        //   int: number of class names (-1: none), then that many strings
-        //   int: palette length in bytes (-1: none; else 3 x C: R, G, B per class), then those bytes
-        //   (bool, string): checkpoint directory; int: checkpoint every steps; bool: resume from checkpoint
-        //   (format version 3 and later) int: precision
-        //   byte[32]: SHA-256 of the settings (ContentHash: the configuration, every option and the weights' SHA-256), so a
-        //             changed byte anywhere in the settings fails the load instead of silently changing the model's behaviour
-        var w = ctx.Writer;
-        w.Write(FormatVersion);
-
-        var c = _engine.Config;
-        w.Write(c.NumberOfClasses);
-        w.Write(c.UnknownLabel);
-        w.Write(c.PatchSize);
-        w.Write(c.TrainingSize);
-        w.Write(c.EncoderDimension);
-        w.Write(c.EncoderDepth);
-        w.Write(c.EncoderHeads);
-        w.Write(c.DecoderDimension);
-        w.Write(c.DecoderDepth);
-        w.Write(c.DecoderHeads);
-        w.Write(c.MlpRatio);
-        w.Write((int)c.Activation);
-        w.Write(c.UseImagePatchSupplement);
-        w.Write((int)c.LabelPrior);
-        w.Write(c.WindowOverlap);
-        w.Write(c.RefinementChannels);
-        w.Write(c.DirectionalPrior);
-
-        var o = _options;
-        ctx.SaveNonEmptyString(o.ImageColumnName);
-        ctx.SaveNonEmptyString(o.LabelColumnName);
-        ctx.SaveNonEmptyString(o.OutputColumnName);
-        ctx.SaveNonEmptyString(o.ConfidenceColumnName);
-        ctx.SaveNonEmptyString(o.CompletionMaskColumnName);
-
-        w.Write((int)o.MaskSelector);
-        w.Write(o.InferenceMaskRatio);
-        w.Write(o.BackgroundClass);
-        w.Write(o.MaskSeed);
-        w.Write(o.InferenceBatchSize);
-
-        w.Write((int)o.ModelSize);
-        WriteNullable(w, o.PatchSize);
-        WriteNullable(w, o.EncoderEmbeddingDimension);
-        WriteNullable(w, o.EncoderDepth);
-        WriteNullable(w, o.EncoderHeads);
-        WriteNullable(w, o.DecoderEmbeddingDimension);
-        WriteNullable(w, o.DecoderDepth);
-        WriteNullable(w, o.DecoderHeads);
-        w.Write(o.MlpRatio);
-        w.Write((int)o.Activation);
-        w.Write(o.UseImagePatchSupplement);
-        w.Write((int)o.LabelPrior);
-        w.Write(o.MaskRatio);
-        w.Write(o.Epochs);
-        w.Write(o.BatchSize);
-        w.Write(o.LearningRate);
-        w.Write(o.WeightDecay);
-        w.Write(o.TrainingSize);
-        w.Write((int)o.ClassWeighting);
-        w.Write((int)o.LossRegion);
-        w.Write(o.Augment);
-        w.Write(o.LearningRatePatience);
-        w.Write(o.LearningRateFactor);
-        w.Write(o.LearningRateThreshold);
-        w.Write(o.EarlyStoppingPatience);
-        WriteNullable(w, o.Seed);
-        WriteNullable(w, o.NumberOfThreads);
-        w.Write(o.WindowOverlap);
-        w.Write(o.PixelRefinementChannels);
-        w.Write(o.DirectionalPrior);
-        w.Write(o.TrainingTimeLimit.HasValue);
-        w.Write(o.TrainingTimeLimit?.Ticks ?? 0L);
-
-        byte[]? hash = null;
-        long length = 0;
+        byte[]? weightsHash = null;
+        long weightsBytes = 0;
         ctx.SaveBinaryStream(WeightsEntryName, writer =>
         {
             using var hashing = new HashingStream(writer.BaseStream, writing: true);
@@ -368,57 +270,24 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
                 _engine.SaveWeights(hashingWriter);
                 hashingWriter.Flush();
             }
-            length = hashing.BytesHashed;
-            hash = hashing.Finish();
+            weightsBytes = hashing.BytesHashed;
+            weightsHash = hashing.Finish();
         });
-        Host.Check(hash is not null && hash.Length == HashLength, "The weights stream was not written.");
-        w.Write(length);
-        w.Write(hash!);
+        Host.Check(weightsHash is not null && weightsHash.Length == LabelCompletionModelFile.HashLength, "The weights stream was not written.");
 
-        w.Write(LibraryInfo.Version);
-        w.Write(o.ClassNames?.Length ?? -1);
-        foreach (var name in o.ClassNames ?? []) w.Write(name);
-        w.Write(o.Palette?.Length ?? -1);
-        if (o.Palette is not null) w.Write(o.Palette);
-        w.Write(o.CheckpointDirectory is not null);
-        w.Write(o.CheckpointDirectory ?? "");
-        w.Write(o.CheckpointEverySteps);
-        w.Write(o.ResumeFromCheckpoint);
-        w.Write((int)o.Precision);
-        w.Write(ContentHash(c, o, hash!));
+        byte[] settings = LabelCompletionModelFile.Serialize(_options, weightsBytes, weightsHash!);
+        ctx.SaveBinaryStream(LabelCompletionModelFile.SettingsEntryName, writer => writer.Write(settings));
+
+        ctx.Writer.Write(FormatVersion);
+        ctx.Writer.Write((long)settings.Length);
+        ctx.Writer.Write(SHA256.HashData(settings));
     }
 
     /// <summary>
-    /// SHA-256 of what the model's behaviour depends on besides the weights' bytes: the configuration, every public option
-    /// (except the validation set and the cancellation token, which are never saved) and the weights' own SHA-256.
+    /// Reads a model written by <see cref="SaveModel"/> (the <see cref="SignatureLoadModel"/> factory): every check of
+    /// <see cref="LabelCompletionModelFile"/> passes before the network is built.
     /// </summary>
-    private static byte[] ContentHash(LmaeConfig config, LabelCompletionOptions options, byte[] weightsHash)
-    {
-        var text = new System.Text.StringBuilder();
-        text.Append(config).Append('\n');
-        foreach (var field in typeof(LabelCompletionOptions).GetFields(BindingFlags.Public | BindingFlags.Instance).OrderBy(f => f.Name, StringComparer.Ordinal))
-        {
-            if (field.Name is nameof(LabelCompletionOptions.ValidationSet) or nameof(LabelCompletionOptions.CancellationToken)) continue;
-            // Added in format 3: left out at FP32 so that the hashes of format-2 models (all FP32) still match.
-            if (field.Name == nameof(LabelCompletionOptions.Precision) && options.Precision == LabelCompletionPrecision.Float32) continue;
-            object? value = field.GetValue(options);
-            string shown = value switch
-            {
-                null => "null",
-                string[] names => "[" + string.Join(",", names.Select(n => n.Length + ":" + n)) + "]",
-                byte[] bytes => Convert.ToHexString(bytes),
-                float f => BitConverter.SingleToInt32Bits(f).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                double d => BitConverter.DoubleToInt64Bits(d).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                IFormattable formattable => formattable.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
-                _ => value.ToString() ?? "",
-            };
-            text.Append(field.Name).Append('=').Append(shown).Append('\n');
-        }
-        text.Append(Convert.ToHexString(weightsHash));
-        return System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text.ToString()));
-    }
-
-    /// <summary>Reads a model written by <see cref="SaveModel"/> (the <see cref="SignatureLoadModel"/> factory).</summary>
+    /// <exception cref="InvalidDataException">The model cannot be loaded; the message names the entry or field.</exception>
     private static LabelCompletionTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
         Contracts.CheckValue(env, nameof(env));
@@ -426,90 +295,67 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         host.CheckValue(ctx, nameof(ctx));
         ctx.CheckAtModel(GetVersionInfo());
 
-        // *** Binary format ***
-        // (see SaveModel)
         var r = ctx.Reader;
-        int format = r.ReadInt32();
+        int format = ReadHeader(() => r.ReadInt32());
         if (format > FormatVersion)
-            throw host.ExceptDecode($"Label completion model: format version {format} was written by a newer version of this library (this one, {LibraryInfo.Version}, reads versions 1 to {FormatVersion}); update Microsoft.ML.LabelCompletion.");
-        if (format < 1)
-            throw host.ExceptDecode($"Label completion model: format version {format} is not valid; the model data is corrupted.");
+            throw LabelCompletionModelFile.Error($"format version {format} was written by a newer version of this library (this one, {LibraryInfo.Version}, reads format {FormatVersion}); update Microsoft.ML.LabelCompletion.", "Format");
+        if (format >= 1 && format < FormatVersion)
+            throw LabelCompletionModelFile.Error($"model format {format} is not supported by this library (version {LibraryInfo.Version} reads format {FormatVersion} only); retrain the model with this library, or load it with the version that saved it.", "Format");
+        if (format != FormatVersion)
+            throw LabelCompletionModelFile.Error($"format version {format} is not valid; the model data is corrupted.", "Format");
+        long settingsBytes = ReadHeader(() => r.ReadInt64());
+        byte[] settingsHash = ReadHeader(() => r.ReadBytes(LabelCompletionModelFile.HashLength));
+        if (settingsHash.Length != LabelCompletionModelFile.HashLength)
+            throw LabelCompletionModelFile.Error("the model header is truncated.", "Model.key");
+        if (settingsBytes < 1 || settingsBytes > LabelCompletionModelFile.MaxSettingsBytes)
+            throw LabelCompletionModelFile.Error($"the header gives the settings {settingsBytes} bytes (1 to {LabelCompletionModelFile.MaxSettingsBytes} allowed); the model data is corrupted.", LabelCompletionModelFile.SettingsEntryName);
 
-        var config = new LmaeConfig(
-            NumberOfClasses: r.ReadInt32(),
-            UnknownLabel: r.ReadByte(),
-            PatchSize: r.ReadInt32(),
-            TrainingSize: r.ReadInt32(),
-            EncoderDimension: r.ReadInt32(),
-            EncoderDepth: r.ReadInt32(),
-            EncoderHeads: r.ReadInt32(),
-            DecoderDimension: r.ReadInt32(),
-            DecoderDepth: r.ReadInt32(),
-            DecoderHeads: r.ReadInt32(),
-            MlpRatio: r.ReadInt32(),
-            Activation: ReadEnum<TransformerActivation>(host, r),
-            UseImagePatchSupplement: r.ReadBoolean(),
-            LabelPrior: ReadEnum<LabelPriorMode>(host, r),
-            WindowOverlap: r.ReadSingle(),
-            RefinementChannels: r.ReadInt32(),
-            DirectionalPrior: format >= 2 && r.ReadBoolean());
-        host.CheckDecode(config.NumberOfClasses > 0 && config.NumberOfClasses <= 256, "Label completion model: the class count is out of range.");
-        host.CheckDecode(config.PatchSize > 0 && config.TrainingSize > 0, "Label completion model: the patch or training size is not positive.");
+        // The settings: size from the zip's directory before extraction, then the bytes, their SHA-256, the JSON, the bounds.
+        CheckDeclaredLength(ctx, LabelCompletionModelFile.SettingsEntryName, settingsBytes);
+        byte[]? settingsJson = null;
+        ctx.TryLoadBinaryStream(LabelCompletionModelFile.SettingsEntryName, reader => settingsJson = reader.ReadBytes((int)settingsBytes));
+        if (settingsJson is null || settingsJson.Length != settingsBytes)
+            throw LabelCompletionModelFile.Error($"the '{LabelCompletionModelFile.SettingsEntryName}' entry is truncated ({settingsJson?.Length ?? 0} of {settingsBytes} bytes).", LabelCompletionModelFile.SettingsEntryName);
+        if (!SHA256.HashData(settingsJson).AsSpan().SequenceEqual(settingsHash))
+            throw LabelCompletionModelFile.Error($"the '{LabelCompletionModelFile.SettingsEntryName}' entry is corrupted (its SHA-256 does not match the model header).", LabelCompletionModelFile.SettingsEntryName);
+        var saved = LabelCompletionModelFile.Parse(settingsJson);
+        var config = LmaeConfig.Resolve(saved.Settings);
 
-        var o = new LabelCompletionOptions
+        // The weights: size against the settings, the cap and the network's smallest size; SHA-256 over the whole entry.
+        long weightsBytes = saved.Weights.Bytes;
+        const string weights = WeightsEntryName;
+        if (weightsBytes < 1 || weightsBytes > LabelCompletionModelFile.MaxWeightsBytes)
+            throw LabelCompletionModelFile.Error($"the settings give the weights {weightsBytes} bytes (1 to {LabelCompletionModelFile.MaxWeightsBytes} allowed).", "Weights.Bytes");
+        if (weightsBytes < config.MinimumWeightBytes)
+            throw LabelCompletionModelFile.Error($"the settings describe a network of at least {config.MinimumWeightBytes} bytes of weights (encoder {config.EncoderDimension}x{config.EncoderDepth}, decoder {config.DecoderDimension}x{config.DecoderDepth}) but the weights take {weightsBytes}.", "Weights.Bytes");
+        byte[] expectedHash;
+        try
         {
-            NumberOfClasses = config.NumberOfClasses,
-            UnknownLabel = config.UnknownLabel,
-            ImageColumnName = ctx.LoadNonEmptyString(),
-            LabelColumnName = ctx.LoadNonEmptyString(),
-            OutputColumnName = ctx.LoadNonEmptyString(),
-            ConfidenceColumnName = ctx.LoadNonEmptyString(),
-            CompletionMaskColumnName = ctx.LoadNonEmptyString(),
-            MaskSelector = ReadEnum<MaskSelectorMode>(host, r),
-            InferenceMaskRatio = r.ReadSingle(),
-            BackgroundClass = r.ReadByte(),
-            MaskSeed = r.ReadInt32(),
-            InferenceBatchSize = r.ReadInt32(),
-            ModelSize = ReadEnum<LabelCompletionModelSize>(host, r),
-            PatchSize = ReadNullable(r),
-            EncoderEmbeddingDimension = ReadNullable(r),
-            EncoderDepth = ReadNullable(r),
-            EncoderHeads = ReadNullable(r),
-            DecoderEmbeddingDimension = ReadNullable(r),
-            DecoderDepth = ReadNullable(r),
-            DecoderHeads = ReadNullable(r),
-            MlpRatio = r.ReadInt32(),
-            Activation = ReadEnum<TransformerActivation>(host, r),
-            UseImagePatchSupplement = r.ReadBoolean(),
-            LabelPrior = ReadEnum<LabelPriorMode>(host, r),
-            MaskRatio = r.ReadSingle(),
-            Epochs = r.ReadInt32(),
-            BatchSize = r.ReadInt32(),
-            LearningRate = r.ReadDouble(),
-            WeightDecay = r.ReadDouble(),
-            TrainingSize = r.ReadInt32(),
-            ClassWeighting = ReadEnum<ClassWeighting>(host, r),
-            LossRegion = ReadEnum<LossRegion>(host, r),
-            Augment = r.ReadBoolean(),
-            LearningRatePatience = r.ReadInt32(),
-            LearningRateFactor = r.ReadDouble(),
-            LearningRateThreshold = r.ReadDouble(),
-            EarlyStoppingPatience = r.ReadInt32(),
-            Seed = ReadNullable(r),
-            NumberOfThreads = ReadNullable(r),
-            WindowOverlap = r.ReadSingle(),
-            PixelRefinementChannels = r.ReadInt32(),
-            DirectionalPrior = format >= 2 && r.ReadBoolean(),
-            TrainingTimeLimit = format >= 2 ? ReadTimeSpan(r) : null,
-        };
-        host.CheckDecode(o.InferenceBatchSize > 0, "Label completion model: the inference batch size is not positive.");
+            expectedHash = Convert.FromHexString(saved.Weights.Sha256);
+        }
+        catch (FormatException)
+        {
+            expectedHash = [];
+        }
+        if (expectedHash.Length != LabelCompletionModelFile.HashLength)
+            throw LabelCompletionModelFile.Error("the weights' SHA-256 in the settings is not 64 hexadecimal digits.", "Weights.Sha256");
+        CheckDeclaredLength(ctx, weights, weightsBytes);
+        byte[]? hashed = null;
+        ctx.TryLoadBinaryStream(weights, reader =>
+        {
+            using var hashing = new HashingStream(reader.BaseStream, writing: false);
+            hashed = hashing.Finish();
+            if (hashing.BytesHashed != weightsBytes) hashed = [];
+        });
+        if (hashed is null || !hashed.AsSpan().SequenceEqual(expectedHash))
+            throw LabelCompletionModelFile.Error($"the '{weights}' entry is corrupted (its SHA-256 does not match the {weightsBytes} bytes that were saved).", weights);
 
+        // Only now: the network, its tensors and the weights read into them (hashed again as they are read).
         var device = TorchDeviceSelector.Select(env, null);
         LabelCompletionEngine? engine = null;
-        byte[]? actualHash = null;
-        long actualLength = 0;
+        byte[]? readHash = null;
         Exception? readError = null;
-        bool found = ctx.TryLoadBinaryStream(WeightsEntryName, reader =>
+        ctx.TryLoadBinaryStream(weights, reader =>
         {
             using var hashing = new HashingStream(reader.BaseStream, writing: false);
             try
@@ -521,94 +367,52 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             {
                 readError = e;
             }
-            actualHash = hashing.Finish();
-            actualLength = hashing.BytesHashed;
+            readHash = hashing.Finish();
         });
-        if (!found)
-            throw host.ExceptDecode($"Label completion model: the model has no '{WeightsEntryName}' entry; the file is incomplete or was not written by this library.");
-
-        long expectedLength = r.ReadInt64();
-        byte[] expectedHash = r.ReadBytes(HashLength);
-        if (expectedHash.Length != HashLength || actualLength != expectedLength || !expectedHash.AsSpan().SequenceEqual(actualHash))
+        if (readError is not null || engine is null || readHash is null || !readHash.AsSpan().SequenceEqual(expectedHash))
         {
             engine?.Dispose();
-            throw host.ExceptDecode(
-                $"Label completion model: the '{WeightsEntryName}' entry is corrupted ({actualLength} bytes whose SHA-256 does not match the {expectedLength} bytes that were saved).");
+            throw LabelCompletionModelFile.Error(readError is null
+                ? $"the '{weights}' entry changed while it was read."
+                : $"the '{weights}' entry does not fit the network its settings describe: {readError.Message}", weights, readError);
         }
-        if (readError is not null || engine is null)
-            throw host.ExceptDecode($"Label completion model: the '{WeightsEntryName}' entry could not be read: {readError?.Message}");
-
-        string? savedBy = null;
-        o.Precision = LabelCompletionPrecision.Float32; // what models before format 3 computed in (format 3 records it)
         try
         {
-            if (format >= 2)
-            {
-                savedBy = r.ReadString();
-                int names = r.ReadInt32();
-                host.CheckDecode(names == -1 || names == config.NumberOfClasses,
-                    $"Label completion model: {names} class names for {config.NumberOfClasses} classes.");
-                if (names >= 0)
-                {
-                    o.ClassNames = new string[names];
-                    for (int i = 0; i < names; i++) o.ClassNames[i] = r.ReadString();
-                }
-                int palette = r.ReadInt32();
-                host.CheckDecode(palette == -1 || palette == 3 * config.NumberOfClasses,
-                    $"Label completion model: a palette of {palette} bytes for {config.NumberOfClasses} classes.");
-                if (palette >= 0) o.Palette = r.ReadBytes(palette);
-                host.CheckDecode(o.Palette is null || o.Palette.Length == palette, "Label completion model: the palette is truncated.");
-                bool hasDirectory = r.ReadBoolean();
-                string directory = r.ReadString();
-                o.CheckpointDirectory = hasDirectory ? directory : null;
-                o.CheckpointEverySteps = r.ReadInt32();
-                o.ResumeFromCheckpoint = r.ReadBoolean();
-                if (format >= 3) o.Precision = ReadEnum<LabelCompletionPrecision>(host, r);
-                byte[] savedHash = r.ReadBytes(HashLength);
-                host.CheckDecode(savedHash.AsSpan().SequenceEqual(ContentHash(config, o, expectedHash)),
-                    "Label completion model: the model's settings are corrupted (their SHA-256 does not match what was saved).");
-            }
+            return new LabelCompletionTransformer(env, engine, saved.Settings, ownsEngine: true) { SavedByLibraryVersion = saved.SavedBy };
         }
         catch
         {
             engine.Dispose();
             throw;
         }
+    }
 
-        return new LabelCompletionTransformer(env, engine, o, ownsEngine: true) { SavedByLibraryVersion = savedBy };
+    /// <summary>Reads a field of the model header, turning a short header into the load error.</summary>
+    private static T ReadHeader<T>(Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (EndOfStreamException e)
+        {
+            throw LabelCompletionModelFile.Error("the model header is truncated.", "Model.key", e);
+        }
+    }
+
+    /// <summary>Checks the size the zip declares for an entry before the entry is opened (and extracted by ML.NET).</summary>
+    private static void CheckDeclaredLength(ModelLoadContext ctx, string name, long expected)
+    {
+        long? declared = LabelCompletionModelFile.DeclaredLength(ctx.Repository, ctx.Directory, name);
+        if (declared is null)
+            throw LabelCompletionModelFile.Error($"the model has no '{name}' entry; the file is incomplete or was not written by this library.", name);
+        if (declared != expected)
+            throw LabelCompletionModelFile.Error($"the '{name}' entry declares {declared} bytes but the model records {expected}; the file was altered.", name);
     }
 
     /// <summary>The <see cref="SignatureLoadRowMapper"/> factory: the per-row mapper of a saved model.</summary>
     private static IRowMapper Create(IHostEnvironment env, ModelLoadContext ctx, DataViewSchema inputSchema)
         => Create(env, ctx).MakeRowMapper(inputSchema);
-
-    private static void WriteNullable(BinaryWriter w, int? value)
-    {
-        w.Write(value.HasValue);
-        w.Write(value ?? 0);
-    }
-
-    private static TimeSpan? ReadTimeSpan(BinaryReader reader)
-    {
-        bool has = reader.ReadBoolean();
-        long ticks = reader.ReadInt64();
-        return has ? TimeSpan.FromTicks(ticks) : null;
-    }
-
-    private static int? ReadNullable(BinaryReader r)
-    {
-        bool has = r.ReadBoolean();
-        int value = r.ReadInt32();
-        return has ? value : null;
-    }
-
-    private static TEnum ReadEnum<TEnum>(IHost host, BinaryReader r) where TEnum : struct, Enum
-    {
-        int value = r.ReadInt32();
-        var e = (TEnum)Enum.ToObject(typeof(TEnum), value);
-        host.CheckDecode(Enum.IsDefined(e), $"Label completion model: {value} is not a valid {typeof(TEnum).Name}.");
-        return e;
-    }
 
     // ------------------------------------------------------------------ row mapper (PredictionEngine, GetRowToRowMapper)
 
@@ -680,7 +484,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     /// <summary>
     /// The output of <see cref="Transform(IDataView)"/>: the input's columns followed by the three output columns. Each cursor
     /// runs a second, look-ahead cursor over the input's image and label columns, in step with the first, to complete
-    /// <see cref="LabelCompletionOptions.InferenceBatchSize"/> rows at once (the pattern of ML.NET's batching data views).
+    /// <see cref="LabelCompletionSettings.InferenceBatchSize"/> rows at once (the pattern of ML.NET's batching data views).
     /// </summary>
     private sealed class CompletedDataView : IDataView
     {

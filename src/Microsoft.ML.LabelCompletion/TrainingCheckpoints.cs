@@ -2,7 +2,7 @@ using Microsoft.ML.LabelCompletion.Model;
 
 namespace Microsoft.ML.LabelCompletion;
 
-/// <summary>Where a training checkpoint stands (see <see cref="LabelCompletionOptions.CheckpointDirectory"/>).</summary>
+/// <summary>Where a training checkpoint stands (see <see cref="LabelCompletionSettings.CheckpointDirectory"/>).</summary>
 /// <param name="Path">The checkpoint file.</param>
 /// <param name="Epoch">The 1-based epoch it belongs to.</param>
 /// <param name="StepsDone">Optimisation steps of that epoch already done.</param>
@@ -12,7 +12,7 @@ namespace Microsoft.ML.LabelCompletion;
 public sealed record TrainingCheckpointInfo(string Path, int Epoch, int StepsDone, bool EpochComplete, long GlobalStep, string LibraryVersion);
 
 /// <summary>
-/// Inspecting and removing the training checkpoints of a checkpoint folder (<see cref="LabelCompletionOptions.CheckpointDirectory"/>);
+/// Inspecting and removing the training checkpoints of a checkpoint folder (<see cref="LabelCompletionSettings.CheckpointDirectory"/>);
 /// training itself writes and resumes them.
 /// </summary>
 public static class TrainingCheckpoints

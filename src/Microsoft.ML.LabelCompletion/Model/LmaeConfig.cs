@@ -1,6 +1,11 @@
 namespace Microsoft.ML.LabelCompletion.Model;
 
-/// <summary>Resolved hyper-parameters of an L-MAE network: everything saved with the weights to rebuild it.</summary>
+/// <summary>
+/// The network an L-MAE is built from: the network fields of <see cref="LabelCompletionSettings"/> with the
+/// <see cref="LabelCompletionSettings.ModelSize"/> preset applied and the training size rounded to whole patches. Made by
+/// <see cref="FromOptions"/>; the settings saved with a model hold these values explicitly (see
+/// <see cref="ApplyTo"/>), so a model never depends on the presets of the library that loads it.
+/// </summary>
 /// <param name="NumberOfClasses">Real classes <c>C</c>.</param>
 /// <param name="UnknownLabel">Label value meaning unknown.</param>
 /// <param name="PatchSize">Patch size <c>p</c>.</param>
@@ -28,48 +33,111 @@ public sealed record LmaeConfig(
     /// <summary>Channels of the Fuse Map: <c>C</c> one-hot label channels and 3 RGB channels (paper eq. 1).</summary>
     public int FusedChannels => NumberOfClasses + 3;
 
-    /// <summary>Resolves the preset of <see cref="LabelCompletionOptions.ModelSize"/> and the explicit fields of <paramref name="options"/>; validates them.</summary>
-    public static LmaeConfig FromOptions(LabelCompletionOptions options)
+    /// <summary>
+    /// A lower bound of the bytes the saved weights of this network take: the FP32 weight matrices of the patch embedding,
+    /// of every Transformer block (attention 4·D², MLP 2·r·D²) and of the decoder's prediction head, without biases,
+    /// normalisations or the other heads. A model file whose weights entry is smaller describes a network its weights
+    /// cannot fill, and is refused before the network is built.
+    /// </summary>
+    internal long MinimumWeightBytes
+    {
+        get
+        {
+            long p2 = (long)PatchSize * PatchSize;
+            long blocks = (long)EncoderDepth * (4 + 2L * MlpRatio) * EncoderDimension * EncoderDimension
+                + (long)DecoderDepth * (4 + 2L * MlpRatio) * DecoderDimension * DecoderDimension;
+            return 4 * (blocks + FusedChannels * p2 * EncoderDimension + DecoderDimension * p2 * NumberOfClasses);
+        }
+    }
+
+    /// <summary>The network of <paramref name="options"/> (preset and explicit fields), after <see cref="LabelCompletionSettings.Validate"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A field of <paramref name="options"/> is out of its bounds (the error names it).</exception>
+    public static LmaeConfig FromOptions(LabelCompletionSettings options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        return Resolve(options);
+    }
+
+    /// <summary>The network of <paramref name="options"/> without checking it (<see cref="Validate"/> does).</summary>
+    internal static LmaeConfig Resolve(LabelCompletionSettings options)
+    {
         var (p, de, eb, eh, dd, db, dh) = options.ModelSize switch
         {
             LabelCompletionModelSize.Tiny => (8, 64, 2, 4, 32, 1, 4),
             LabelCompletionModelSize.Small => (16, 256, 6, 8, 128, 4, 4),
             LabelCompletionModelSize.Paper => (16, 1440, 8, 16, 720, 6, 16),
-            _ => throw new ArgumentOutOfRangeException(nameof(options), options.ModelSize, "Unknown model size."),
+            _ => throw new ArgumentOutOfRangeException(nameof(options.ModelSize), options.ModelSize, "LabelCompletionOptions.ModelSize: not a model size."),
         };
         p = options.PatchSize ?? p;
-        if (options.NumberOfClasses < 1 || options.NumberOfClasses > 254)
-            throw new ArgumentOutOfRangeException(nameof(options), options.NumberOfClasses, "NumberOfClasses must be set, between 1 and 254.");
-        if (options.UnknownLabel < options.NumberOfClasses)
-            throw new ArgumentOutOfRangeException(nameof(options), options.UnknownLabel, $"UnknownLabel {options.UnknownLabel} collides with a class index (0..{options.NumberOfClasses - 1}).");
-        if (p < 1) throw new ArgumentOutOfRangeException(nameof(options), p, "PatchSize must be positive.");
-        if (options.TrainingSize < p) throw new ArgumentOutOfRangeException(nameof(options), options.TrainingSize, "TrainingSize must be at least the patch size.");
-        if (options.WindowOverlap < 0 || options.WindowOverlap >= 1) throw new ArgumentOutOfRangeException(nameof(options), options.WindowOverlap, "WindowOverlap must be in [0, 1).");
-        var config = new LmaeConfig(options.NumberOfClasses, options.UnknownLabel, p, (options.TrainingSize + p - 1) / p * p,
+        // Rounded up to whole patches (left as given when the patch size is not valid: Validate names the patch size).
+        long window = p > 0 ? ((long)options.TrainingSize + p - 1) / p * p : options.TrainingSize;
+        return new LmaeConfig(options.NumberOfClasses, options.UnknownLabel, p, (int)Math.Clamp(window, int.MinValue, int.MaxValue),
             options.EncoderEmbeddingDimension ?? de, options.EncoderDepth ?? eb, options.EncoderHeads ?? eh,
             options.DecoderEmbeddingDimension ?? dd, options.DecoderDepth ?? db, options.DecoderHeads ?? dh,
             options.MlpRatio, options.Activation, options.UseImagePatchSupplement, options.LabelPrior, options.WindowOverlap,
             options.PixelRefinementChannels, options.DirectionalPrior && options.PixelRefinementChannels > 0);
-        config.Validate();
-        return config;
     }
 
-    /// <summary>Throws when the widths cannot be split into heads or the 2-D position embedding, or a value is out of range.</summary>
+    /// <summary>Writes this network into the network fields of <paramref name="options"/> (explicit values, preset kept for reference).</summary>
+    internal void ApplyTo(LabelCompletionSettings options)
+    {
+        options.NumberOfClasses = NumberOfClasses;
+        options.UnknownLabel = UnknownLabel;
+        options.PatchSize = PatchSize;
+        options.TrainingSize = TrainingSize;
+        options.EncoderEmbeddingDimension = EncoderDimension;
+        options.EncoderDepth = EncoderDepth;
+        options.EncoderHeads = EncoderHeads;
+        options.DecoderEmbeddingDimension = DecoderDimension;
+        options.DecoderDepth = DecoderDepth;
+        options.DecoderHeads = DecoderHeads;
+        options.MlpRatio = MlpRatio;
+        options.Activation = Activation;
+        options.UseImagePatchSupplement = UseImagePatchSupplement;
+        options.LabelPrior = LabelPrior;
+        options.WindowOverlap = WindowOverlap;
+        options.PixelRefinementChannels = RefinementChannels;
+        options.DirectionalPrior = DirectionalPrior;
+    }
+
+    /// <summary>
+    /// Checks the bounds of the network (listed on <see cref="LabelCompletionSettings"/>) and that it can be built: widths that
+    /// split into their heads and into the 2-D sin-cos positions, a window of whole patches. Errors name the field of
+    /// <see cref="LabelCompletionOptions"/> that sets the value.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of its bounds.</exception>
     public void Validate()
     {
-        static void Check(bool ok, string message)
-        {
-            if (!ok) throw new ArgumentException(message);
-        }
-        Check(EncoderDepth >= 0 && DecoderDepth >= 0, "Block counts must not be negative.");
-        Check(EncoderHeads > 0 && EncoderDimension % EncoderHeads == 0, $"Encoder width {EncoderDimension} is not a multiple of its {EncoderHeads} heads.");
-        Check(DecoderHeads > 0 && DecoderDimension % DecoderHeads == 0, $"Decoder width {DecoderDimension} is not a multiple of its {DecoderHeads} heads.");
-        Check(EncoderDimension % 4 == 0 && DecoderDimension % 4 == 0, "Encoder and decoder widths must be multiples of 4 (2-D sin-cos positions).");
-        Check(MlpRatio > 0, "MlpRatio must be positive.");
-        Check(RefinementChannels >= 0, "RefinementChannels must not be negative.");
-        Check(!DirectionalPrior || RefinementChannels > 0, "The directional prior is an input of the pixel refinement: set RefinementChannels.");
-        Check(TrainingSize % PatchSize == 0, "TrainingSize must be a multiple of PatchSize.");
+        const int maxClasses = LabelCompletionSettings.MaxClasses;
+        LabelCompletionSettings.CheckRange(NumberOfClasses, 1, maxClasses, nameof(LabelCompletionSettings.NumberOfClasses));
+        LabelCompletionSettings.Check(UnknownLabel >= NumberOfClasses, nameof(LabelCompletionSettings.UnknownLabel),
+            $"{UnknownLabel} is a class index (0..{NumberOfClasses - 1}); the unknown value must lie outside the classes.");
+        LabelCompletionSettings.CheckRange(PatchSize, 1, LabelCompletionSettings.MaxPatchSize, nameof(LabelCompletionSettings.PatchSize));
+        Block(EncoderDimension, EncoderDepth, EncoderHeads, nameof(LabelCompletionSettings.EncoderEmbeddingDimension),
+            nameof(LabelCompletionSettings.EncoderDepth), nameof(LabelCompletionSettings.EncoderHeads));
+        Block(DecoderDimension, DecoderDepth, DecoderHeads, nameof(LabelCompletionSettings.DecoderEmbeddingDimension),
+            nameof(LabelCompletionSettings.DecoderDepth), nameof(LabelCompletionSettings.DecoderHeads));
+        LabelCompletionSettings.CheckRange(MlpRatio, 1, LabelCompletionSettings.MaxMlpRatio, nameof(LabelCompletionSettings.MlpRatio));
+        LabelCompletionSettings.Check(Enum.IsDefined(Activation), nameof(LabelCompletionSettings.Activation), $"{(int)Activation} is not an activation.");
+        LabelCompletionSettings.Check(Enum.IsDefined(LabelPrior), nameof(LabelCompletionSettings.LabelPrior), $"{(int)LabelPrior} is not a label prior mode.");
+        LabelCompletionSettings.CheckRange(RefinementChannels, 0, LabelCompletionSettings.MaxRefinementChannels, nameof(LabelCompletionSettings.PixelRefinementChannels));
+        LabelCompletionSettings.Check(!DirectionalPrior || RefinementChannels > 0, nameof(LabelCompletionSettings.DirectionalPrior),
+            "the directional prior is an input of the pixel refinement: set PixelRefinementChannels.");
+        LabelCompletionSettings.Check(TrainingSize >= PatchSize && TrainingSize <= LabelCompletionSettings.MaxTrainingSize
+            && TrainingSize % PatchSize == 0 && TrainingSize / PatchSize <= LabelCompletionSettings.MaxPatchesPerSide,
+            nameof(LabelCompletionSettings.TrainingSize),
+            $"must be a multiple of the patch size {PatchSize} from {PatchSize} to {LabelCompletionSettings.MaxTrainingSize} pixels and "
+            + $"{LabelCompletionSettings.MaxPatchesPerSide} patches (it is rounded up to whole patches); it is {TrainingSize}.");
+        LabelCompletionSettings.CheckRange(WindowOverlap, 0, LabelCompletionSettings.MaxWindowOverlap, nameof(LabelCompletionSettings.WindowOverlap));
+    }
+
+    private static void Block(int width, int depth, int heads, string widthField, string depthField, string headsField)
+    {
+        LabelCompletionSettings.CheckRange(width, LabelCompletionSettings.MinWidth, LabelCompletionSettings.MaxWidth, widthField);
+        LabelCompletionSettings.CheckRange(depth, 0, LabelCompletionSettings.MaxDepth, depthField);
+        LabelCompletionSettings.CheckRange(heads, 1, LabelCompletionSettings.MaxHeads, headsField);
+        LabelCompletionSettings.Check(width % 4 == 0, widthField, $"must be a multiple of 4 (2-D sin-cos positions); it is {width}.");
+        LabelCompletionSettings.Check(width % heads == 0, headsField, $"{heads} heads do not divide the width {width} ({widthField}).");
     }
 }

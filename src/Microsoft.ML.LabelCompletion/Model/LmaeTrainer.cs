@@ -166,28 +166,8 @@ internal sealed class LmaeTrainer
 
     /// <summary>What identifies a training run for a resume: data, seed and every setting that changes the weights.</summary>
     private List<string> Fingerprint(IReadOnlyList<SegmentationExample> train, IReadOnlyList<SegmentationExample>? validation)
-    {
-        var o = _options;
-        var inv = System.Globalization.CultureInfo.InvariantCulture;
-        // (The precision line exists only when bf16 is used, so FP32 checkpoints written before the option existed stay resumable.)
-        return
-        [
-            .. Autocast.Resolve(o.Precision, _device) == LabelCompletionPrecision.Float32 ? Array.Empty<string>() : ["precision=BFloat16"],
-            $"network={_config}",
-            $"seed={_seed}",
-            $"batch size={o.BatchSize}",
-            $"mask ratio={o.MaskRatio.ToString("R", inv)}",
-            $"learning rate={o.LearningRate.ToString("R", inv)}",
-            $"weight decay={o.WeightDecay.ToString("R", inv)}",
-            $"class weighting={o.ClassWeighting}",
-            $"loss region={o.LossRegion}",
-            $"augment={o.Augment}",
-            $"learning-rate schedule={o.LearningRatePatience}/{o.LearningRateFactor.ToString("R", inv)}/{o.LearningRateThreshold.ToString("R", inv)}",
-            $"early-stopping patience={o.EarlyStoppingPatience}",
-            $"training data={DataHash(train)}",
-            $"validation data={(validation is null ? "none" : DataHash(validation))}",
-        ];
-    }
+        => TrainingCheckpoint.RunFingerprint(_options, _seed, Autocast.Resolve(_options.Precision, _device), DataHash(train),
+            validation is null ? "none" : DataHash(validation));
 
     /// <summary>Row count and SHA-256 of every example's source, size, pixels and label.</summary>
     private static string DataHash(IReadOnlyList<SegmentationExample> examples)

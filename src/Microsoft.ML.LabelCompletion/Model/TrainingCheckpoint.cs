@@ -288,6 +288,15 @@ internal sealed class TrainingCheckpoint
         }
     }
 
+    /// <summary>
+    /// The fingerprint of a training run ("name=value" lines; a resume must match them all): every setting that changes the
+    /// weights (<see cref="LabelCompletionSettings.RunFingerprint"/>, from the settings record that models are saved with),
+    /// the seed and precision actually used, and digests of the training and validation data.
+    /// </summary>
+    public static List<string> RunFingerprint(LabelCompletionSettings settings, int seed, LabelCompletionPrecision precision,
+        string trainingData, string validationData)
+        => [.. settings.RunFingerprint(seed, precision), $"training data={trainingData}", $"validation data={validationData}"];
+
     /// <summary>The names (before '=') of the fingerprint lines that differ between two runs.</summary>
     public static IReadOnlyList<string> Differences(IReadOnlyList<string> saved, IReadOnlyList<string> current)
     {

@@ -169,7 +169,7 @@ public sealed class CheckpointResumeTests
             var other = ReliabilityTestData.Options(folder, resume: true);
             other.LearningRate = 5e-4;
             var error = Assert.Throws<InvalidOperationException>(() => ReliabilityTestData.Train(other));
-            StringAssert.Contains(error.Message, "learning rate: checkpoint 0.001, now 0.0005");
+            StringAssert.Contains(error.Message, "LearningRate: checkpoint 0.001, now 0.0005");
 
             // More epochs than before: the run continues from the end of epoch 1.
             var longer = ReliabilityTestData.Options(folder, resume: true);

@@ -1,5 +1,4 @@
 using System.IO.Compression;
-using System.Text;
 using Microsoft.ML.LabelCompletion.Model;
 using Microsoft.ML.LabelCompletion.Tests.Integration;
 using static TorchSharp.torch;
@@ -58,7 +57,17 @@ public sealed class ModelFileTests
         }
         var (entry, bytes) = ModelEntry(Zip);
         int at = IndexOf(bytes, "LBLCOMPL"u8.ToArray());
-        Assert.AreEqual(0x00010003u, BitConverter.ToUInt32(bytes, at + 8), $"{entry}: version written");
+        Assert.AreEqual(0x00010004u, BitConverter.ToUInt32(bytes, at + 8), $"{entry}: version written");
+
+        // The settings are one JSON entry: format, library version, weights' length and hash, every option by name.
+        using var settings = System.Text.Json.JsonDocument.Parse(ReadEntry(Zip, LabelCompletionModelFile.SettingsEntryName));
+        var root = settings.RootElement;
+        Assert.AreEqual(LabelCompletionTransformer.FormatVersion, root.GetProperty("Format").GetInt32());
+        Assert.AreEqual(Internal.LibraryInfo.Version, root.GetProperty("SavedBy").GetString());
+        Assert.AreEqual(ReadEntry(Zip, LabelCompletionTransformer.WeightsEntryName).Length, root.GetProperty("Weights").GetProperty("Bytes").GetInt64());
+        Assert.AreEqual("BFloat16", root.GetProperty("Settings").GetProperty("Precision").GetString());
+        Assert.AreEqual(8, root.GetProperty("Settings").GetProperty("PatchSize").GetInt32(), "network fields are saved explicitly (the Tiny preset resolved)");
+        Assert.IsFalse(root.GetProperty("Settings").TryGetProperty("ValidationSet", out _), "process-only members are not saved");
     }
 
     [TestMethod]
@@ -86,29 +95,36 @@ public sealed class ModelFileTests
         StringAssert.StartsWith(error.Message, weights + ": cannot load the label-completion model: ");
         StringAssert.Contains(error.Message, "corrupted");
 
-        // Bit flips anywhere in the model entry (header, config, options, hash): a clear error, never a crash or a hang.
-        var (entry, original) = ModelEntry(Zip);
+        // Bit flips anywhere in the settings entry: its SHA-256 (in the model header) catches every one.
+        byte[] json = ReadEntry(Zip, LabelCompletionModelFile.SettingsEntryName);
         var rng = new Random(7);
-        int failures = 0;
         for (int trial = 0; trial < 12; trial++)
         {
+            string path = Copy($".settings-flip{trial}.zip");
+            int position = rng.Next(json.Length);
+            RewriteEntry(path, LabelCompletionModelFile.SettingsEntryName, b => b[position] ^= (byte)(1 << rng.Next(8)));
+            var flipped = Assert.Throws<InvalidDataException>(() => new MLContext().LabelCompletion().LoadModel(path, out _), $"flip at {position}");
+            StringAssert.StartsWith(flipped.Message, path + ": cannot load the label-completion model: the 'LmaeSettings' entry is corrupted");
+            Assert.AreEqual(LabelCompletionModelFile.SettingsEntryName, flipped.Data[LabelCompletionModelFile.FieldKey]);
+        }
+
+        // Bit flips in the model entry (ML.NET's header, our format version, the settings' length and hash): a clear error,
+        // never a crash or a hang; our 44 bytes are always caught.
+        var (entry, original) = ModelEntry(Zip);
+        int ours = OurHeaderOffset(original, json.Length);
+        int failures = 0;
+        for (int trial = 0; trial < 24; trial++)
+        {
             string path = Copy($".flip{trial}.zip");
-            int position = rng.Next(original.Length);
+            int position = trial < 12 ? ours + rng.Next(4 + 8 + 32) : rng.Next(original.Length);
             RewriteEntry(path, entry, b => b[position] ^= (byte)(1 << rng.Next(8)));
             try
             {
-                // A flip that loads must have hit a byte that changes nothing (string-table padding, the unused value of a
-                // null option): the model must be the same model.
+                // A flip that loads must have hit a byte that changes nothing (ML.NET's string-table padding): the same model.
                 using var loaded = (LabelCompletionTransformer)new MLContext().LabelCompletion().LoadModel(path, out _);
+                Assert.IsTrue(position < ours || position >= ours + 44, $"a flip of our header at {position} went unnoticed");
                 using var reference = (LabelCompletionTransformer)new MLContext().Model.Load(Zip, out _);
                 Assert.AreEqual(reference.Configuration, loaded.Configuration, $"flip at {position}");
-                foreach (var field in typeof(LabelCompletionOptions).GetFields())
-                {
-                    object? x = field.GetValue(reference.Options), y = field.GetValue(loaded.Options);
-                    if (x is System.Collections.IEnumerable a && y is System.Collections.IEnumerable b && x is not string)
-                        CollectionAssert.AreEqual(a.Cast<object>().ToList(), b.Cast<object>().ToList(), $"flip at {position}: {field.Name}");
-                    else Assert.AreEqual(x, y, $"flip at {position}: {field.Name}");
-                }
             }
             catch (InvalidDataException e)
             {
@@ -116,7 +132,7 @@ public sealed class ModelFileTests
                 failures++;
             }
         }
-        Assert.IsTrue(failures >= 6, $"only {failures} of 12 flips were detected");
+        Assert.IsTrue(failures >= 12, $"only {failures} of 24 flips were detected");
     }
 
     [TestMethod]
@@ -159,58 +175,49 @@ public sealed class ModelFileTests
         var error = Assert.Throws<InvalidDataException>(() => new MLContext().LabelCompletion().LoadModel(header, out _));
         StringAssert.StartsWith(error.Message, header + ": the model was saved by a newer version");
 
-        // Our own layout version (the first int of the model data) says one more than this library writes.
+        // Our own layout version (the first int of our data in the model entry) says one more than this library writes.
         int newer = LabelCompletionTransformer.FormatVersion + 1;
         string layout = Copy(".newer-layout.zip");
-        RewriteEntry(layout, entry, b =>
-        {
-            int at = IndexOf(b, BitConverter.GetBytes(LabelCompletionTransformer.FormatVersion).Concat(BitConverter.GetBytes(3)).ToArray());
-            Assert.IsTrue(at > 0, "the format version is followed by the class count (3)");
-            BitConverter.TryWriteBytes(b.AsSpan(at), newer);
-        });
+        int settingsLength = ReadEntry(Zip, LabelCompletionModelFile.SettingsEntryName).Length;
+        RewriteEntry(layout, entry, b => BitConverter.TryWriteBytes(b.AsSpan(OurHeaderOffset(b, settingsLength)), newer));
         error = Assert.Throws<InvalidDataException>(() => new MLContext().LabelCompletion().LoadModel(layout, out _));
         StringAssert.StartsWith(error.Message, layout + $": cannot load the label-completion model: format version {newer} was written by a newer version");
     }
 
     [TestMethod]
-    public void FormatVersion1Model_StillLoads_WithIdenticalOutputs()
+    public void DroppedFormats1And2_AreRefusedWithAClearError()
     {
-        // Saved by the library at commit 1a8d037 (format version 1, no class names, palette or library version), with the
-        // outputs that library produced on these two 16x16 scenes.
+        // Saved by the library at commits 1a8d037 (format 1) and 4330339 (format 2): hand-written binary layouts this library
+        // no longer reads. The error says so and what to do, before any network is built.
         string folder = Path.Combine(AppContext.BaseDirectory, "Reliability", "Fixtures");
-        var ml = new MLContext(seed: 1);
-        using var model = (LabelCompletionTransformer)ml.Model.Load(Path.Combine(folder, "lmae-format1.zip"), out _);
-        Assert.IsNull(model.SavedByLibraryVersion);
-        Assert.IsNull(model.ClassNames);
-        Assert.IsNull(model.Options.CheckpointDirectory);
-        Assert.AreEqual(200, model.Options.CheckpointEverySteps, "a version-1 model gets the defaults of the new options");
-        var rows = Enumerable.Range(0, 2).Select(i => new PathRow
+        foreach (int format in new[] { 1, 2 })
         {
-            ImagePath = Path.Combine(folder, $"v1-image{i}.png"),
-            Label = File.ReadAllBytes(Path.Combine(folder, $"v1-label{i}.bin")),
-        });
-        var outputs = IntegrationFixture.ReadOutputs(model.Transform(SyntheticSegmentationData.ImageData(ml, rows)));
-        using var expected = new BinaryReader(File.OpenRead(Path.Combine(folder, "lmae-format1.outputs.bin")));
-        foreach (var (completed, confidence, _) in outputs)
-        {
-            CollectionAssert.AreEqual(expected.ReadBytes(completed.Length), completed);
-            foreach (float c in confidence) Assert.AreEqual(expected.ReadSingle(), c);
+            string path = Path.Combine(folder, $"lmae-format{format}.zip");
+            var error = Assert.Throws<InvalidDataException>(() => new MLContext().LabelCompletion().LoadModel(path, out _));
+            StringAssert.StartsWith(error.Message,
+                $"{path}: cannot load the label-completion model: model format {format} is not supported by this library");
+            StringAssert.Contains(error.Message, "retrain the model with this library");
+            Assert.AreEqual("Format", error.Data[LabelCompletionModelFile.FieldKey]);
+            var plain = Assert.Throws<Exception>(() => new MLContext().Model.Load(path, out _));
+            StringAssert.Contains(AllMessages(plain), $"model format {format} is not supported");
         }
-        Assert.AreEqual(expected.BaseStream.Length, expected.BaseStream.Position);
     }
 
     [TestMethod]
-    public void FormatVersion2Model_StillLoadsAsFloat32_WithIdenticalOutputs()
+    public void Format4Fixture_CompletesAsTheFormat2FixtureDid()
     {
-        // Saved by the library at commit 4330339 (format version 2: no precision; pixel refinement with the directional
-        // prior). The expected outputs on the two 16x16 scenes with unknown pixels (v2-label*.bin) are those of the Unknown
-        // selector with hidden patches hidden from every input (their known pixels re-predicted too).
+        // lmae-format4.zip holds the weights of lmae-format2.zip (byte for byte, saved by the library at commit 4330339) and
+        // its settings with the network fields explicit. The expected outputs on the two 16x16 scenes with unknown pixels
+        // (v2-label*.bin) are those of the Unknown selector with the hidden patches hidden from every input (their known
+        // pixels re-predicted too).
         string folder = Path.Combine(AppContext.BaseDirectory, "Reliability", "Fixtures");
         var ml = new MLContext(seed: 1);
-        using var model = (LabelCompletionTransformer)ml.Model.Load(Path.Combine(folder, "lmae-format2.zip"), out _);
-        Assert.AreEqual(LabelCompletionPrecision.Float32, model.Options.Precision, "a version-2 model computes in FP32");
+        using var model = (LabelCompletionTransformer)ml.Model.Load(Path.Combine(folder, "lmae-format4.zip"), out _);
+        Assert.AreEqual(LabelCompletionPrecision.Float32, model.Options.Precision);
         Assert.AreEqual(8, model.Configuration.RefinementChannels);
         Assert.IsTrue(model.Configuration.DirectionalPrior);
+        CollectionAssert.AreEqual(ReadEntry(Path.Combine(folder, "lmae-format2.zip"), LabelCompletionTransformer.WeightsEntryName),
+            ReadEntry(Path.Combine(folder, "lmae-format4.zip"), LabelCompletionTransformer.WeightsEntryName), "the same weights");
         var rows = Enumerable.Range(0, 2).Select(i => new PathRow
         {
             ImagePath = Path.Combine(folder, $"v1-image{i}.png"),
@@ -232,8 +239,29 @@ public sealed class ModelFileTests
         Assert.IsTrue(predicted > 100, $"the fixture has hidden pixels to complete ({predicted})");
     }
 
+    /// <summary>Offset of our data in the model entry: the format version followed by the settings entry's length.</summary>
+    internal static int OurHeaderOffset(byte[] modelEntry, int settingsLength)
+    {
+        int at = IndexOf(modelEntry, BitConverter.GetBytes(LabelCompletionTransformer.FormatVersion).Concat(BitConverter.GetBytes((long)settingsLength)).ToArray());
+        Assert.IsTrue(at > 0, "the model entry holds the format version followed by the settings' length");
+        return at;
+    }
+
+    internal static byte[] ReadEntry(string zip, string nameEnd)
+    {
+        using var archive = ZipFile.OpenRead(zip);
+        return Read(archive.Entries.Single(e => e.FullName.EndsWith(nameEnd, StringComparison.Ordinal)));
+    }
+
+    internal static string AllMessages(Exception e)
+    {
+        var messages = new List<string>();
+        for (Exception? x = e; x is not null; x = x.InnerException) messages.Add($"{x.GetType().Name}: {x.Message}");
+        return string.Join(" | ", messages);
+    }
+
     /// <summary>The zip entry that holds the transformer's own data (the one with our model signature).</summary>
-    private static (string Name, byte[] Bytes) ModelEntry(string zip)
+    internal static (string Name, byte[] Bytes) ModelEntry(string zip)
     {
         using var archive = ZipFile.OpenRead(zip);
         foreach (var entry in archive.Entries)
@@ -244,7 +272,7 @@ public sealed class ModelFileTests
         throw new AssertFailedException("no entry holds the LBLCOMPL signature: " + string.Join(", ", archive.Entries.Select(e => e.FullName)));
     }
 
-    private static void RewriteEntry(string zip, string nameEnd, Action<byte[]> change)
+    internal static void RewriteEntry(string zip, string nameEnd, Action<byte[]> change)
     {
         using var archive = ZipFile.Open(zip, ZipArchiveMode.Update);
         var entry = archive.Entries.Single(e => e.FullName.EndsWith(nameEnd, StringComparison.Ordinal));
@@ -256,7 +284,7 @@ public sealed class ModelFileTests
         replaced.Write(bytes);
     }
 
-    private static byte[] Read(ZipArchiveEntry entry)
+    internal static byte[] Read(ZipArchiveEntry entry)
     {
         using var stream = entry.Open();
         using var copy = new MemoryStream();
@@ -264,7 +292,7 @@ public sealed class ModelFileTests
         return copy.ToArray();
     }
 
-    private static int IndexOf(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle);
+    internal static int IndexOf(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle);
 
     /// <summary>A row for a model of another kind.</summary>
     public sealed class NumberRow
