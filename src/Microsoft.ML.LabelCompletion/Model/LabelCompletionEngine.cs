@@ -105,7 +105,7 @@ internal sealed class LabelCompletionEngine : IDisposable
     /// <paramref name="validation"/> likewise (a fixed centre crop per image, protocol masks with seed 0).
     /// </summary>
     public static LabelCompletionEngine Train(IEnumerable<SegmentationExample> train, IEnumerable<SegmentationExample>? validation,
-        LabelCompletionOptions options, int seed, Device device, Action<TrainingProgress>? progress, CancellationToken cancellationToken,
+        LabelCompletionSettings options, int seed, Device device, Action<TrainingProgress>? progress, CancellationToken cancellationToken,
         Func<IReadOnlyList<(byte[] Target, byte[] Predicted)>, double>? validationScore = null, Func<int, int, bool>? injectNonFiniteLoss = null)
     {
         ArgumentNullException.ThrowIfNull(train);

@@ -15,12 +15,12 @@ internal sealed class LmaeTrainer
 {
     private readonly LabelMaskAutoEncoder _model;
     private readonly LmaeConfig _config;
-    private readonly LabelCompletionOptions _options;
+    private readonly LabelCompletionSettings _options;
     private readonly int _seed;
     private readonly Device _device;
     private readonly SegmentationAugmentationOptions _augmentation;
 
-    public LmaeTrainer(LabelMaskAutoEncoder model, LmaeConfig config, LabelCompletionOptions options, int seed, Device device)
+    public LmaeTrainer(LabelMaskAutoEncoder model, LmaeConfig config, LabelCompletionSettings options, int seed, Device device)
     {
         _model = model;
         _config = config;
