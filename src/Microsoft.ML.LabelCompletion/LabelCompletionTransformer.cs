@@ -98,7 +98,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
     public int NumberOfClasses => _engine.Config.NumberOfClasses;
 
     /// <summary>The resolved network configuration (what is saved with the weights to rebuild the network).</summary>
-    public LmaeConfig Configuration => _engine.Config;
+    internal LmaeConfig Configuration => _engine.Config;
 
     /// <summary>The TorchSharp device the network runs on, as text (<c>cpu</c> or <c>cuda:N</c>).</summary>
     public string Device => _engine.Device.ToString();

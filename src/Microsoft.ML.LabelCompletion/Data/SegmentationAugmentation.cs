@@ -1,7 +1,7 @@
 namespace Microsoft.ML.LabelCompletion.Data;
 
 /// <summary>The training augmentation's parameters (DESIGN.md §2, "Augmentation").</summary>
-public sealed class SegmentationAugmentationOptions
+internal sealed class SegmentationAugmentationOptions
 {
     /// <summary>Width of the output crop in pixels. Default 224.</summary>
     public int CropWidth = 224;
@@ -27,7 +27,7 @@ public sealed class SegmentationAugmentationOptions
 /// to the training size (padding with zero image and the unknown label where the scaled image is smaller), horizontal flip.
 /// Images are resampled bilinearly, labels by nearest neighbour (no new label values ever appear). Same seed, same output.
 /// </summary>
-public static class SegmentationAugmentation
+internal static class SegmentationAugmentation
 {
     /// <summary>
     /// Augments one sample. The random draws, in order: scale <c>U[MinScale, MaxScale)</c>, crop x offset, crop y offset, flip.

@@ -11,7 +11,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// still reads them (dotnet/TorchSharp PR #1434/#1496), which aborted long runs at random; (2) its state (moments, step)
 /// is plain tensors that a checkpoint can save and restore exactly.
 /// </summary>
-public sealed class AdamOptimizer : IDisposable
+internal sealed class AdamOptimizer : IDisposable
 {
     private readonly IReadOnlyList<Tensor> _parameters;
     private readonly Tensor[] _firstMoments;
@@ -124,7 +124,7 @@ public sealed class AdamOptimizer : IDisposable
 /// <c>best·(1 - threshold)</c>; after more than <c>patience</c> epochs without a better value the rate is multiplied by
 /// <c>factor</c> and the count restarts. Its state is three numbers, saved by checkpoints.
 /// </summary>
-public sealed class PlateauScheduler
+internal sealed class PlateauScheduler
 {
     /// <summary>Creates the scheduler.</summary>
     public PlateauScheduler(double factor, int patience, double threshold)

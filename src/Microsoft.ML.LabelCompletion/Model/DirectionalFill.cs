@@ -6,7 +6,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// structure hidden by a masked patch shows as the same class above and below; the Euclidean NearestKnown fill loses that
 /// when background is as close on the sides.
 /// </summary>
-public static class DirectionalFill
+internal static class DirectionalFill
 {
     /// <summary>Number of planes: 4 labels (left, right, up, down), then their 4 distances.</summary>
     public const int Planes = 8;

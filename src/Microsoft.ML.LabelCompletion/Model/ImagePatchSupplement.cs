@@ -9,7 +9,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// label prior (<see cref="LabelPriorMode"/>) the patch also carries the NearestKnown fill's one-hot: <c>Linear((3+C)p² → Dd)</c>.
 /// When the supplement is off, one learned mask token stands at every masked position instead (the MAE baseline).
 /// </summary>
-public sealed class ImagePatchSupplement : nn.Module<Tensor, Tensor>
+internal sealed class ImagePatchSupplement : nn.Module<Tensor, Tensor>
 {
     private readonly Linear? _embed;
     private readonly Parameter? _maskToken;

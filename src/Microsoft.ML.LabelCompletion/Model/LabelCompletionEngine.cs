@@ -8,7 +8,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// <param name="Image">The RGB image.</param>
 /// <param name="Label">The label map, same size as the image; unknown pixels hold the unknown value.</param>
 /// <param name="Source">Where the example came from (file names or row number), for error messages.</param>
-public sealed record SegmentationExample(RgbImage Image, LabelMap Label, string Source)
+internal sealed record SegmentationExample(RgbImage Image, LabelMap Label, string Source)
 {
     /// <summary>Throws when the label does not match the image or holds values that are neither class nor unknown.</summary>
     public void Validate(LmaeConfig config)

@@ -18,7 +18,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// <param name="Columns">Patch columns <c>W/p</c>.</param>
 /// <param name="Directional">int64 <c>[B·4, H, W]</c>: <see cref="DirectionalFill"/> labels (-1 none), or null.</param>
 /// <param name="DirectionalDistance">float <c>[B, 4, H, W]</c>: their distances / 255, or null.</param>
-public sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tensor VisibleIndex, Tensor? VisibleKeyMask,
+internal sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tensor VisibleIndex, Tensor? VisibleKeyMask,
     Tensor InsertIndex, int Rows, int Columns, Tensor? Directional = null, Tensor? DirectionalDistance = null) : IDisposable
 {
     /// <summary>Moves every tensor of the batch out of the current dispose scope into the one around it.</summary>
@@ -60,7 +60,7 @@ public sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tensor
 /// How memory is spent is a setting of this object, not a choice of its callers: <see cref="RefinementPixelsPerPass"/>
 /// (training) and <see cref="WindowsPerForward"/> (completion).
 /// </summary>
-public sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
+internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
 {
     private readonly Linear _patchEmbed;
     private readonly LmaeEncoder _encoder;

@@ -23,7 +23,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// <param name="WindowOverlap">Overlap of neighbouring inference windows, as a share of the window.</param>
 /// <param name="RefinementChannels">Hidden channels of the <see cref="PixelRefinement"/> head; 0 turns it off.</param>
 /// <param name="DirectionalPrior">The refinement also sees the <see cref="DirectionalFill"/> labels and distances.</param>
-public sealed record LmaeConfig(
+internal sealed record LmaeConfig(
     int NumberOfClasses, byte UnknownLabel, int PatchSize, int TrainingSize,
     int EncoderDimension, int EncoderDepth, int EncoderHeads,
     int DecoderDimension, int DecoderDepth, int DecoderHeads,

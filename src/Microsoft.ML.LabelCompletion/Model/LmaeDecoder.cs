@@ -8,7 +8,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// masked ones) with positions added, <c>DB</c> blocks of width <c>Dd</c>, LayerNorm, and the head
 /// <c>Linear(Dd → p²·C)</c>: per-pixel class logits of every patch.
 /// </summary>
-public sealed class LmaeDecoder : nn.Module<Tensor, Tensor>
+internal sealed class LmaeDecoder : nn.Module<Tensor, Tensor>
 {
     private readonly ModuleList<TransformerBlock> _blocks;
     private readonly LayerNorm _norm;

@@ -7,7 +7,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// The L-MAE Encoder (paper §3.3): runs only on the visible Fuse Map tokens (already embedded, positions added),
 /// <c>EB</c> blocks, a final LayerNorm and <c>Linear(De → Dd)</c> into the decoder's width.
 /// </summary>
-public sealed class LmaeEncoder : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class LmaeEncoder : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly ModuleList<TransformerBlock> _blocks;
     private readonly LayerNorm _norm;

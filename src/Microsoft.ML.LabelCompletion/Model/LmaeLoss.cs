@@ -8,7 +8,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// (eq. 12). Pixels whose ground truth is unknown (target -1) never count; which known pixels count is chosen by
 /// <see cref="LossRegion"/> when the targets are built. Class weights: eq. 10, median frequency, or none.
 /// </summary>
-public static class LmaeLoss
+internal static class LmaeLoss
 {
     /// <summary>
     /// Eq. 10: <c>w_i = 1 - 1 / (1 + β·exp(-(x_i - E(x)) / (V(x) + ξ)))^γ</c> with <c>x_i</c> the pixel frequency of class i

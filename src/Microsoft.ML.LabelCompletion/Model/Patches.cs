@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.LabelCompletion.Model;
 
 /// <summary>Patchify / unpatchify (as MAE's <c>patchify</c>/<c>unpatchify</c>): non-overlapping <c>p x p</c> patches, row-major.</summary>
-public static class Patches
+internal static class Patches
 {
     /// <summary><c>[B, Ch, H, W]</c> → <c>[B, L, p*p*Ch]</c> with <c>L = (H/p)(W/p)</c>; each token is ordered (row, column, channel).</summary>
     public static Tensor Patchify(Tensor images, int patchSize)

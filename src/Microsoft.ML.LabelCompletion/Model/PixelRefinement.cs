@@ -27,7 +27,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// no value. The inference form (channels-last) matched float64 for every shape tried. Both forms are tested against a
 /// float64 reference.
 /// </remarks>
-public sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
+internal sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
 {
     /// <summary>Channel multiple of the training form's convolutions: 16, where the fault was measured gone (see the remarks).</summary>
     internal const int ChannelBlock = 16;

@@ -8,7 +8,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// and <c>cos(pos * w_i)</c> for the second, <c>w_i = 1 / 10000^(i / (D/4))</c>, <c>i = 0..D/4-1</c>.
 /// Works for any grid size, so the same network runs on any image size.
 /// </summary>
-public static class PositionEmbedding
+internal static class PositionEmbedding
 {
     /// <summary>The embedding value of channel <paramref name="channel"/> at patch (<paramref name="row"/>, <paramref name="column"/>) in the closed form.</summary>
     public static double Value(int dimension, int row, int column, int channel)

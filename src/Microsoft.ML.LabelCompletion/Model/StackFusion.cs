@@ -7,7 +7,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// Stack Fusion (paper §3.1, eq. 1): the label map expanded to <c>C</c> one-hot channels (unknown pixels: all zeros),
 /// concatenated with the 3 RGB channels normalised with the ImageNet mean and standard deviation: the Fuse Map.
 /// </summary>
-public static class StackFusion
+internal static class StackFusion
 {
     /// <summary>ImageNet per-channel mean (R, G, B) on the 0..1 scale.</summary>
     public static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];

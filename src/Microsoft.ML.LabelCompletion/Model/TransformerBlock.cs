@@ -10,7 +10,7 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// (autograd on) and bf16 run <c>scaled_dot_product_attention</c>; FP32 inference runs the two matrix products around a
 /// softmax (<see cref="Attend"/>), the same arithmetic up to float rounding and twice as fast here (docs/decisions.md, Speed).
 /// </summary>
-public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class MultiHeadAttention : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly Linear _qkv;
     private readonly Linear _proj;
@@ -61,7 +61,7 @@ public sealed class MultiHeadAttention : nn.Module<Tensor, Tensor?, Tensor>
 /// One LMMA block (paper eq. 4-5) in pre-norm form: <c>x + MulAttn(LN(x))</c>, then <c>x + FFN(LN(x))</c>;
 /// LayerNorm eps 1e-6, FFN <c>Linear(D, rD) → GELU|ReLU → Linear(rD, D)</c>.
 /// </summary>
-public sealed class TransformerBlock : nn.Module<Tensor, Tensor?, Tensor>
+internal sealed class TransformerBlock : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly LayerNorm _norm1;
     private readonly MultiHeadAttention _attention;

@@ -1,3 +1,4 @@
+using Microsoft.ML.LabelCompletion.Benchmarks;
 using Microsoft.ML.Data;
 using Microsoft.ML.LabelCompletion.Data;
 

@@ -1,10 +1,12 @@
-namespace Microsoft.ML.LabelCompletion.Model;
+using Microsoft.ML.LabelCompletion.Model;
+
+namespace Microsoft.ML.LabelCompletion.Benchmarks;
 
 /// <summary>
 /// Floating-point operations of the L-MAE, counted from the layer shapes (a multiply-add counts as 2; softmax,
 /// LayerNorm and activations are left out, they are a few percent at these sizes).
 /// </summary>
-public static class LmaeFlops
+internal static class LmaeFlops
 {
     /// <summary>Forward FLOPs for one <paramref name="height"/> x <paramref name="width"/> input (multiples of p) with <paramref name="visiblePatches"/> visible patches.</summary>
     public static double Forward(LmaeConfig config, int height, int width, int visiblePatches)

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace Microsoft.ML.LabelCompletion.Data;
+using Microsoft.ML.LabelCompletion.Data;
+
+namespace Microsoft.ML.LabelCompletion.Benchmarks;
 
 /// <summary>Loader throughput measured by <see cref="LoaderBenchmark.Run"/>.</summary>
 /// <param name="Dataset">What was read (root and split).</param>
