@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.LabelCompletion;
+using Microsoft.ML.LabelCompletion.Data;
 using Microsoft.ML.LabelCompletion.Evaluation;
 
 namespace Microsoft.ML;
@@ -97,8 +98,7 @@ public sealed class LabelCompletionCatalog
         ArgumentException.ThrowIfNullOrWhiteSpace(labelColumnName);
         ArgumentException.ThrowIfNullOrWhiteSpace(completedColumnName);
         ArgumentException.ThrowIfNullOrWhiteSpace(completionMaskColumnName);
-        if (numberOfClasses < 1 || numberOfClasses > 255)
-            throw new ArgumentOutOfRangeException(nameof(numberOfClasses), numberOfClasses, "The number of classes must be between 1 and 255.");
+        LabelMap.CheckClassCount(numberOfClasses, nameof(numberOfClasses));
         if (unknownLabel < numberOfClasses)
             throw new ArgumentOutOfRangeException(nameof(unknownLabel), unknownLabel, $"The unknown value must not be a class (0..{numberOfClasses - 1}).");
         if (classNames is not null && classNames.Count != numberOfClasses)
@@ -108,8 +108,7 @@ public sealed class LabelCompletionCatalog
         var completedColumn = FindVectorColumn(data.Schema, completedColumnName, NumberDataViewType.Byte, "completed label", nameof(completedColumnName));
         var maskColumn = FindVectorColumn(data.Schema, completionMaskColumnName, BooleanDataViewType.Instance, "completion mask", nameof(completionMaskColumnName));
 
-        var predictArea = new SegmentationConfusionMatrix(numberOfClasses);
-        var global = new SegmentationConfusionMatrix(numberOfClasses);
+        var counts = new LabelCompletionMetrics.Accumulator(numberOfClasses);
         byte[] truth = [], completed = [];
         bool[] mask = [];
         VBuffer<byte> truthBuffer = default, completedBuffer = default;
@@ -136,12 +135,7 @@ public sealed class LabelCompletionCatalog
                 var maskValues = Dense(maskBuffer, ref mask);
                 try
                 {
-                    // A zero-length row has nothing to count; an empty span would mean "no mask" to the matrix.
-                    if (length > 0)
-                    {
-                        predictArea.Add(truthValues, completedValues, maskValues, unknownLabel);
-                        global.Add(truthValues, completedValues, ReadOnlySpan<bool>.Empty, unknownLabel);
-                    }
+                    counts.Add(truthValues, completedValues, maskValues, unknownLabel);
                 }
                 catch (ArgumentException e)
                 {
@@ -151,7 +145,7 @@ public sealed class LabelCompletionCatalog
                 row++;
             }
         }
-        return new LabelCompletionMetrics(predictArea, global, classNames);
+        return counts.ToMetrics(classNames);
     }
 
     private static DataViewSchema.Column FindVectorColumn(DataViewSchema schema, string name, DataViewType itemType, string role, string parameterName)

@@ -36,7 +36,7 @@ namespace Microsoft.ML.LabelCompletion;
 public abstract class LabelCompletionSettings
 {
     // ---------------------------------------------------------------- bounds (see the remarks; Validate is their one reader)
-    internal const int MaxClasses = 255;
+    internal const int MaxClasses = Data.LabelMap.MaxClasses;
     internal const int MaxPatchSize = 64;
     internal const int MinWidth = 4;
     internal const int MaxWidth = 4096;

@@ -222,10 +222,10 @@ internal static class EvaluateCommand
     /// Counts images <paramref name="first"/> .. <paramref name="first"/> + <paramref name="length"/> - 1 of the split's first
     /// <paramref name="images"/>, completing them in the batches of a whole-split run (see the class remarks).
     /// </summary>
-    private static (SegmentationConfusionMatrix PredictArea, SegmentationConfusionMatrix Global)[] EvaluateRange(EvaluationProtocol protocol,
+    private static LabelCompletionMetrics.Accumulator[] EvaluateRange(EvaluationProtocol protocol,
         SegmentationDataset dataset, int images, int first, int length, int batchSize, IReadOnlyList<Completer> completers, CliConsole console)
     {
-        var matrices = completers.Select(_ => (new SegmentationConfusionMatrix(protocol.NumberOfClasses), new SegmentationConfusionMatrix(protocol.NumberOfClasses))).ToArray();
+        var matrices = completers.Select(_ => new LabelCompletionMetrics.Accumulator(protocol.NumberOfClasses)).ToArray();
         int end = first + length;
         var (blockStart, blockEnd) = Batches(first, length, images, batchSize);
         var clock = Stopwatch.StartNew();
@@ -256,8 +256,7 @@ internal static class EvaluateCommand
                     var (truth, result) = (truths[j], completed[j]);
                     if (result.Width != truth.Width || result.Height != truth.Height)
                         throw new InvalidOperationException($"{dataset.Pairs[index].LabelPath}: the completed label is {result.Width}x{result.Height}, the truth {truth.Width}x{truth.Height}.");
-                    matrices[m].Item1.Add(truth.Values, result.Values, pixelMasks[j], protocol.UnknownLabel);
-                    matrices[m].Item2.Add(truth.Values, result.Values, ReadOnlySpan<bool>.Empty, protocol.UnknownLabel);
+                    matrices[m].Add(truth.Values, result.Values, pixelMasks[j], protocol.UnknownLabel);
                 }
             }
             int done = Math.Min(end, start + count) - first;

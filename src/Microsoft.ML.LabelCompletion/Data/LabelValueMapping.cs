@@ -15,8 +15,7 @@ public sealed class LabelValueMapping
 
     private LabelValueMapping(int numberOfClasses, byte unknownLabel, IReadOnlyDictionary<int, byte>? rawToClass, bool unlistedAreUnknown)
     {
-        if (numberOfClasses < 1 || numberOfClasses > 255)
-            throw new ArgumentOutOfRangeException(nameof(numberOfClasses), numberOfClasses, "The number of classes must be 1..255.");
+        LabelMap.CheckClassCount(numberOfClasses, nameof(numberOfClasses));
         if (unknownLabel < numberOfClasses)
             throw new ArgumentOutOfRangeException(nameof(unknownLabel), unknownLabel, $"The unknown value must not be a class id (0..{numberOfClasses - 1}).");
         NumberOfClasses = numberOfClasses;

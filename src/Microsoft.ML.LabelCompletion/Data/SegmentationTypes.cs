@@ -25,6 +25,20 @@ public sealed record RgbImage(int Width, int Height, byte[] Pixels)
 /// <param name="Values">Class index per pixel, row by row; length is <c>Width * Height</c>.</param>
 public sealed record LabelMap(int Width, int Height, byte[] Values)
 {
+    /// <summary>
+    /// The most real classes a label map can hold: 255 (values are bytes and one value is left for "unknown"). Every
+    /// class count in the library (options, model loading, data loading, metrics) is checked against this one bound.
+    /// </summary>
+    public const int MaxClasses = 255;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> unless 1 &lt;= <paramref name="numberOfClasses"/> &lt;= <see cref="MaxClasses"/>.</summary>
+    internal static void CheckClassCount(int numberOfClasses, string parameterName)
+    {
+        if (numberOfClasses < 1 || numberOfClasses > MaxClasses)
+            throw new ArgumentOutOfRangeException(parameterName, numberOfClasses,
+                $"The number of classes must be between 1 and {MaxClasses} (byte labels with one value left for unknown).");
+    }
+
     /// <summary>Throws when the value buffer does not match the size or holds values that are neither a class nor unknown.</summary>
     public void Validate(int numberOfClasses, byte unknownLabel, string? source = null)
     {

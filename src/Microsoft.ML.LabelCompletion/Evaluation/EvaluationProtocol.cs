@@ -29,8 +29,7 @@ public sealed class EvaluationProtocol
     /// <param name="classNames">Optional class names for the metrics, one per class.</param>
     public EvaluationProtocol(int numberOfClasses, double maskRatio, byte unknownLabel = 255, IReadOnlyList<string>? classNames = null)
     {
-        if (numberOfClasses < 1 || numberOfClasses > 255)
-            throw new ArgumentOutOfRangeException(nameof(numberOfClasses), numberOfClasses, "The number of classes must be between 1 and 255.");
+        LabelMap.CheckClassCount(numberOfClasses, nameof(numberOfClasses));
         if (unknownLabel < numberOfClasses)
             throw new ArgumentOutOfRangeException(nameof(unknownLabel), unknownLabel, $"The unknown value must not be a class (0..{numberOfClasses - 1}).");
         if (!(maskRatio >= 0 && maskRatio <= 1))
@@ -89,14 +88,13 @@ public sealed class EvaluationProtocol
     public LabelCompletionMetrics Evaluate(IEnumerable<(LabelMap Truth, LabelMap Completed, bool[] PixelMask)> results)
     {
         ArgumentNullException.ThrowIfNull(results);
-        var predictArea = new SegmentationConfusionMatrix(NumberOfClasses);
-        var global = new SegmentationConfusionMatrix(NumberOfClasses);
+        var counts = new LabelCompletionMetrics.Accumulator(NumberOfClasses);
         long index = 0;
         foreach (var (truth, completed, pixelMask) in results)
         {
-            Accumulate(index++, truth, completed, pixelMask, predictArea, global);
+            Accumulate(index++, truth, completed, pixelMask, counts);
         }
-        return new LabelCompletionMetrics(predictArea, global, ClassNames);
+        return counts.ToMetrics(ClassNames);
     }
 
     /// <summary>
@@ -134,13 +132,7 @@ public sealed class EvaluationProtocol
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
         if (completers.Count == 0) throw new ArgumentException("At least one completer is needed.", nameof(completers));
 
-        var predictArea = new SegmentationConfusionMatrix[completers.Count];
-        var global = new SegmentationConfusionMatrix[completers.Count];
-        for (int m = 0; m < completers.Count; m++)
-        {
-            predictArea[m] = new SegmentationConfusionMatrix(NumberOfClasses);
-            global[m] = new SegmentationConfusionMatrix(NumberOfClasses);
-        }
+        var counts = completers.Select(_ => new LabelCompletionMetrics.Accumulator(NumberOfClasses)).ToArray();
 
         var batch = new List<(RgbImage Image, LabelMap Masked)>(batchSize);
         var truths = new List<LabelMap>(batchSize);
@@ -159,7 +151,7 @@ public sealed class EvaluationProtocol
                     throw new InvalidOperationException(
                         $"Completer {m} returned {completed.Count} labels for a batch of {batch.Count} images starting at image {firstIndex}.");
                 for (int j = 0; j < batch.Count; j++)
-                    Accumulate(firstIndex + j, truths[j], completed[j], pixelMasks[j], predictArea[m], global[m]);
+                    Accumulate(firstIndex + j, truths[j], completed[j], pixelMasks[j], counts[m]);
             }
             firstIndex += batch.Count;
             batch.Clear();
@@ -183,7 +175,7 @@ public sealed class EvaluationProtocol
         Flush();
 
         var metrics = new LabelCompletionMetrics[completers.Count];
-        for (int m = 0; m < metrics.Length; m++) metrics[m] = new LabelCompletionMetrics(predictArea[m], global[m], ClassNames);
+        for (int m = 0; m < metrics.Length; m++) metrics[m] = counts[m].ToMetrics(ClassNames);
         return metrics;
     }
 
@@ -200,7 +192,7 @@ public sealed class EvaluationProtocol
             return completed;
         };
 
-    private void Accumulate(long index, LabelMap truth, LabelMap completed, bool[] pixelMask, SegmentationConfusionMatrix predictArea, SegmentationConfusionMatrix global)
+    private void Accumulate(long index, LabelMap truth, LabelMap completed, bool[] pixelMask, LabelCompletionMetrics.Accumulator counts)
     {
         if (truth is null || completed is null || pixelMask is null)
             throw new ArgumentException($"Image {index}: the ground truth, the completed label or the pixel mask is null.");
@@ -211,8 +203,7 @@ public sealed class EvaluationProtocol
             throw new ArgumentException($"Image {index}: the pixel mask has {pixelMask.Length} entries but the label has {truth.Values.Length} pixels.");
         try
         {
-            predictArea.Add(truth.Values, completed.Values, pixelMask, UnknownLabel);
-            global.Add(truth.Values, completed.Values, ReadOnlySpan<bool>.Empty, UnknownLabel);
+            counts.Add(truth.Values, completed.Values, pixelMask, UnknownLabel);
         }
         catch (ArgumentException e)
         {

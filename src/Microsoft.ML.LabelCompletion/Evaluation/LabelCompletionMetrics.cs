@@ -90,4 +90,36 @@ public sealed class LabelCompletionMetrics
         for (int c = 0; c < iou.Length; c++) iou[c] = matrix.IntersectionOverUnion(c);
         return Array.AsReadOnly(iou);
     }
+
+    /// <summary>
+    /// The counting behind every <see cref="LabelCompletionMetrics"/> (the catalog's <c>Evaluate</c>, the protocol, the
+    /// CLI): one confusion matrix over each image's predict area and one over all its pixels, unknown truth never counted.
+    /// </summary>
+    /// <param name="numberOfClasses">Number of real classes <c>C</c>.</param>
+    public sealed class Accumulator(int numberOfClasses)
+    {
+        /// <summary>The predict-area matrix so far.</summary>
+        public SegmentationConfusionMatrix PredictArea { get; } = new(numberOfClasses);
+
+        /// <summary>The global matrix so far.</summary>
+        public SegmentationConfusionMatrix Global { get; } = new(numberOfClasses);
+
+        /// <summary>
+        /// Counts one image: its pixels flagged in <paramref name="predictArea"/> (same length as <paramref name="truth"/>)
+        /// in the predict-area matrix and all its pixels in the global one. An image without pixels counts nothing.
+        /// </summary>
+        /// <exception cref="ArgumentException">The lengths differ, or a value is neither a class nor unknown (see <see cref="SegmentationConfusionMatrix.Add(ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{bool}, byte)"/>).</exception>
+        public void Add(ReadOnlySpan<byte> truth, ReadOnlySpan<byte> completed, ReadOnlySpan<bool> predictArea, byte unknownLabel)
+        {
+            if (truth.Length == 0) return; // (an empty mask would mean "every pixel" to the matrix)
+            if (predictArea.Length != truth.Length)
+                throw new ArgumentException($"The predict-area mask has {predictArea.Length} entries but the label has {truth.Length} pixels.", nameof(predictArea));
+            PredictArea.Add(truth, completed, predictArea, unknownLabel);
+            Global.Add(truth, completed, ReadOnlySpan<bool>.Empty, unknownLabel);
+        }
+
+        /// <summary>The metrics of everything counted.</summary>
+        /// <param name="classNames">Optional class names, one per class.</param>
+        public LabelCompletionMetrics ToMetrics(IReadOnlyList<string>? classNames) => new(PredictArea, Global, classNames);
+    }
 }

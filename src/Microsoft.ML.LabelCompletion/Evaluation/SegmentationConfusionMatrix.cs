@@ -26,8 +26,7 @@ public sealed class SegmentationConfusionMatrix
     /// <param name="numberOfClasses">Number of real classes <c>C</c>, 1 to 255.</param>
     public SegmentationConfusionMatrix(int numberOfClasses)
     {
-        if (numberOfClasses < 1 || numberOfClasses > 255)
-            throw new ArgumentOutOfRangeException(nameof(numberOfClasses), numberOfClasses, "The number of classes must be between 1 and 255.");
+        LabelMap.CheckClassCount(numberOfClasses, nameof(numberOfClasses));
         NumberOfClasses = numberOfClasses;
         _counts = new long[numberOfClasses * numberOfClasses];
         _unpredicted = new long[numberOfClasses];

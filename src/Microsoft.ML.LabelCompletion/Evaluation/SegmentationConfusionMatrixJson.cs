@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Microsoft.ML.LabelCompletion.Data;
 
 namespace Microsoft.ML.LabelCompletion.Evaluation;
 
@@ -60,7 +61,7 @@ public static class SegmentationConfusionMatrixJson
         }
 
         long classes = Integer(Field("classes"), "classes");
-        if (classes is < 1 or > 255) throw new InvalidDataException($"{source}: classes must be 1..255, not {classes}.");
+        if (classes < 1 || classes > LabelMap.MaxClasses) throw new InvalidDataException($"{source}: classes must be 1..{LabelMap.MaxClasses}, not {classes}.");
         int c = (int)classes;
         var matrix = new SegmentationConfusionMatrix(c);
         var rows = Array(Field("counts"), "counts", c);
