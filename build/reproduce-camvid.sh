@@ -27,7 +27,7 @@
 #   results.md                   the tables as README.md shows them, with machine, date, commit and commands
 set -euo pipefail
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 case "$1" in -h|--help) usage ;; esac
 data=$1; shift
@@ -86,6 +86,7 @@ info = {
     "cpu_flags": cpu.get("flags", ""),
     "logical_cores": os.cpu_count(),
     "memory": mem,
+    "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     "os": platform.platform(),
     "dotnet_sdk": run("dotnet", "--version"),
     "data": data,
@@ -155,10 +156,14 @@ if os.path.exists(curves):
     lines = [l for l in open(curves).read().splitlines()[1:] if l.strip()]
     if lines: epochs = f"{len(lines)} epochs in {float(lines[-1].split(',')[-1]) / 60:.1f} min"
 limit = machine["options"]["limit"]
+flags = set(machine["cpu_flags"].split())
+speed_flags = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "none of avx2/avx512"
+load = machine.get("load_average_at_start")
 md = [f"# CamVid results ({'SMOKE TEST: first %d images per split, not the protocol numbers' % limit if limit else 'full splits'})", "",
       f"Machine: {machine['cpu_model']}, {machine['logical_cores']} logical cores; {machine['date_utc']}; commit "
       f"{machine['git_commit'][:12]}{' with uncommitted changes' if machine['git_dirty'] else ''}; training budget "
-      f"{machine['options']['minutes']:g} min ({epochs or 'see train.log'}).", "",
+      f"{machine['options']['minutes']:g} min ({epochs or 'see train.log'}). CPU flags for speed: {speed_flags} (all flags in "
+      f"`machine.json`){'; load average at start %.1f' % load[0] if load else ''}.", "",
       "Commands (`build/reproduce-camvid.sh`):", "", "```", *commands, "```", "",
       "PA-mIoU over the hidden pixels (random 16-pixel patches, seed 0); `results.csv` has every class.", "",
       "| split | images | ratio | L-MAE | NearestKnown | ImageOnly |", "|---|---|---|---|---|---|"]
