@@ -55,8 +55,8 @@ public static class LabelCompletionBenchmarks
     /// <summary>
     /// Timed repeats of each ceiling measurement. The ceiling that <see cref="Train"/> and <see cref="Infer"/> divide by is the
     /// FP32 <see cref="Matmul"/> measured in the same process right before and right after the timed section, averaged (both
-    /// are reported): a shared virtual machine's throughput drifts by tens of percent within minutes (measured on a 2-core
-    /// AMD EPYC VM within one session: 60 to 142 GFLOP/s), and a ceiling measured once at the start of the run would mix that drift into the fraction.
+    /// are reported): a shared virtual machine's throughput can drift by tens of percent within minutes (docs/decisions.md,
+    /// Speed), and a ceiling measured once at the start of the run would mix that drift into the fraction.
     /// </summary>
     private const int CeilingRepeats = 5;
 
@@ -161,12 +161,10 @@ public static class LabelCompletionBenchmarks
         }
         var times = new List<double>();
         var parts = new LapTimings();
-        // Warm-up in two parts around the first ceiling: completions of at least 4 images (.NET's tiered JIT settles: measured
-        // before any completion, right after the engine and the images were built, the ceiling read 112-125 GFLOP/s at batch 1
-        // in all 7 runs of session 7 against 147-163 after the timed section), the ceiling, then completions of at least 8
-        // images (the native heap settles again after the ceiling's 48 MB of matrices: timed right after them, batch 1 took
-        // 2500-6400 page faults per image against 300-1000, see docs/decisions.md, Speed). With one warm-up completion, batch 1
-        // had timed the process's first seconds and batch 8 had not.
+        // Warm-up in two parts around the first ceiling: completions of at least 4 images (.NET's tiered JIT settles; a ceiling
+        // measured before any completion reads low), the ceiling, then completions of at least 8 images (the native heap
+        // settles again after the ceiling's 48 MB of matrices). Both batches are timed after the same warm-up
+        // (docs/decisions.md, Speed).
         int beforeCeiling = Math.Max(1, (4 + batch - 1) / batch), warmup = beforeCeiling + Math.Max(1, (8 + batch - 1) / batch);
         (long Minor, long Major)? faultsBefore = null;
         double ceilingBefore = 0;
@@ -249,7 +247,7 @@ public static class LabelCompletionBenchmarks
         try
         {
             string stat = File.ReadAllText("/proc/self/stat");
-            // Fields after the command name (which may hold spaces): state ppid pgrp session tty_nr tpgid flags minflt
+            // Fields after the command name (which may hold spaces): state ppid pgrp sid tty_nr tpgid flags minflt
             // cminflt majflt ...
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             return (long.Parse(fields[7], System.Globalization.CultureInfo.InvariantCulture),

@@ -25,7 +25,7 @@ public sealed class LabelCompletionCatalog
     /// checking that no zip entry declares more than 2 GiB (the size the zip's directory gives, before anything is
     /// extracted). When loading fails, the one error type is <see cref="InvalidDataException"/>: its message starts with the
     /// path and says what is wrong (not a zip or truncated, an entry too large, not an ML.NET model, written by a newer
-    /// version, a model format this library no longer reads, a settings field out of its bounds, or content whose SHA-256
+    /// version, a model format this library does not read, a settings field out of its bounds, or content whose SHA-256
     /// does not match), and its <see cref="Exception.Data"/> holds the file under <c>"LabelCompletion.File"</c> and the zip
     /// entry or settings field at fault under <c>"LabelCompletion.Field"</c>.
     /// </summary>

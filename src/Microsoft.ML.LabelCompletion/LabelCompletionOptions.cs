@@ -76,8 +76,7 @@ public enum LabelCompletionPrecision
     /// <summary>
     /// bf16 autocast: linear layers, attention and convolutions compute in bfloat16 from FP32 master weights, like
     /// <c>torch.autocast(dtype=torch.bfloat16)</c>. Fast on CPUs with AVX512-BF16 or AMX; elsewhere emulated and slower
-    /// than FP32. On CamVid the validation curve per epoch is that of FP32 within 0.02 PA-mIoU and a trained model completes
-    /// with the same PA-mIoU, while a training step takes two thirds of the time (docs/quality.md, docs/decisions.md).
+    /// than FP32. Measured quality and speed against FP32: docs/quality.md and docs/decisions.md.
     /// </summary>
     BFloat16 = 1,
 

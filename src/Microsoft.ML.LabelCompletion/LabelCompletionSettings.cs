@@ -210,8 +210,8 @@ public abstract class LabelCompletionSettings
     /// <summary>
     /// Precision of training and completion. Default <see cref="LabelCompletionPrecision.Float32"/>.
     /// <see cref="LabelCompletionPrecision.BFloat16"/> (or <see cref="LabelCompletionPrecision.Auto"/>) is bf16 autocast: on a
-    /// CPU with AVX512-BF16 the same quality per epoch with 1.5x faster training steps (docs/quality.md). It stays opt-in
-    /// until long bf16 runs have been shown stable (docs/decisions.md, Speed).
+    /// CPU with AVX512-BF16 the same quality per epoch in less time per training step. It is opt-in because long bf16
+    /// training runs have not been verified (measurements: docs/quality.md, docs/decisions.md).
     /// </summary>
     [NotInRunFingerprint] // the run's identity holds the precision Auto resolved to
     public LabelCompletionPrecision Precision = LabelCompletionPrecision.Float32;

@@ -143,9 +143,8 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
 
     /// <summary>
     /// Completes several label maps in one call, as <see cref="Transform(IDataView)"/> does for rows at positions 0, 1, …:
-    /// the windows of all of them share the network's forwards (8 windows each, sorted by how many patches they see), a
-    /// little faster than one <see cref="Complete(RgbImage, LabelMap)"/> call per image (16 synthetic 480x360
-    /// images in calls of 8 on the 2-core development VM: 299-323 against 327-345 ms per image in four alternating rounds).
+    /// the windows of all of them share the network's forwards (8 windows each, sorted by how many patches they see), which
+    /// takes less time per image than one <see cref="Complete(RgbImage, LabelMap)"/> call per image (docs/decisions.md, Speed).
     /// Each result equals that image's single-image completion up to float rounding (the window logits are summed in
     /// another order).
     /// </summary>
