@@ -7,7 +7,7 @@ using Microsoft.ML.LabelCompletion.Cli.Commands;
 namespace Microsoft.ML.LabelCompletion.Cli;
 
 /// <summary>
-/// The <c>lmae</c> command line: <c>train</c>, <c>complete</c>, <c>evaluate</c> and <c>bench</c>. Wrong arguments and user mistakes
+/// The <c>lmae</c> command line: <c>train</c>, <c>complete</c>, <c>evaluate</c>, <c>check</c> and <c>bench</c>. Wrong arguments and user mistakes
 /// (a missing folder, a wrong format, a zip that is not an L-MAE model) are reported as one line on standard error with a
 /// non-zero exit code; <c>--verbose</c> adds the stack trace.
 /// </summary>
@@ -85,6 +85,7 @@ public static class LmaeCli
             TrainCommand.Create(console),
             CompleteCommand.Create(console),
             EvaluateCommand.Create(console),
+            CheckCommand.Create(console),
             BenchCommand.Create(console),
         };
         root.Add(verbose);

@@ -59,4 +59,20 @@ public static class LabelCompletionTransformsCatalog
         ArgumentNullException.ThrowIfNull(trainedModel);
         return new LabelCompletionEstimator(CatalogUtils.GetEnvironment(catalog), options, trainedModel);
     }
+
+    /// <summary>
+    /// Creates a <see cref="LabelErrorEstimator"/> that finds likely label errors with <paramref name="trainedModel"/>: every
+    /// patch hidden once over <see cref="LabelErrorOptions.NumberOfFolds"/> folds and re-predicted, per-pixel label quality
+    /// and suspected errors, and a per-image quality score (see <see cref="LabelErrorTransformer"/>).
+    /// </summary>
+    /// <param name="catalog">The transforms catalog.</param>
+    /// <param name="trainedModel">A trained or loaded model; its network is shared, not copied.</param>
+    /// <param name="options">Columns, folds and the suspected-error rule; null for the defaults (copied: later changes have no effect).</param>
+    /// <returns>The estimator.</returns>
+    public static LabelErrorEstimator FindLabelErrors(this TransformsCatalog catalog, LabelCompletionTransformer trainedModel, LabelErrorOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(trainedModel);
+        return new LabelErrorEstimator(CatalogUtils.GetEnvironment(catalog), trainedModel, options);
+    }
 }

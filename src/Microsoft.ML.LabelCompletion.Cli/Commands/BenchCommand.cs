@@ -12,7 +12,7 @@ namespace Microsoft.ML.LabelCompletion.Cli.Commands;
 internal static class BenchCommand
 {
     /// <summary>The benchmarks, in the order they run.</summary>
-    public static readonly string[] Benchmarks = ["matmul", "model", "train", "infer", "pipeline", "paper", "profile", "ratios"];
+    public static readonly string[] Benchmarks = ["matmul", "model", "train", "infer", "pipeline", "paper", "profile", "ratios", "label-errors"];
 
     /// <summary>The switch that leaves the process tuning off (read by <see cref="Program.Main"/> before the tool starts).</summary>
     public const string LibraryDefaultsOption = "--library-defaults";
@@ -23,7 +23,8 @@ internal static class BenchCommand
         {
             Description = "Comma-separated benchmarks: matmul (FP32 matmul ceiling), model (parameters, GFLOP), train (training step), "
                 + "infer (completion of 480x360 images at batch 1 and at --batch), pipeline (PNG loading into fused arrays), paper (training step of the Paper config), "
-                + "profile (where a training step's time goes), ratios (training step at mask ratios 0.25, 0.5, 0.75). "
+                + "profile (where a training step's time goes), ratios (training step at mask ratios 0.25, 0.5, 0.75), "
+                + "label-errors (seeded label errors in --data, found by --model's check against NearestKnown and random; LabelErrorBenchmark). "
                 + "Default matmul,model,train,infer,pipeline.",
             DefaultValueFactory = _ => "matmul,model,train,infer,pipeline",
         };
@@ -32,20 +33,22 @@ internal static class BenchCommand
         config.AcceptOnlyFromAmong("Tiny", "Small", "Paper", "tiny", "small", "paper");
         var batch = new Option<int>("--batch") { Description = "Batch of train, profile and ratios, and the second batch of infer (which always runs batch 1 as well). Default 8.", DefaultValueFactory = _ => 8 };
         var repeats = new Option<int>("--repeats") { Description = "Timed repeats of matmul (median reported); timed steps of train. Default 10.", DefaultValueFactory = _ => 10 };
-        var data = new Option<string?>("--data") { Description = "pipeline: data folder to read (default: a synthetic PNG set in a temporary folder).", HelpName = "DIR" };
-        var format = new Option<string?>("--format") { Description = "pipeline: layout of --data (camvid, voc, cityscapes, pairs)." };
+        var data = new Option<string?>("--data") { Description = "pipeline: data folder to read (default: a synthetic PNG set in a temporary folder); label-errors: data with clean labels (required).", HelpName = "DIR" };
+        var format = new Option<string?>("--format") { Description = "pipeline and label-errors: layout of --data (camvid, voc, cityscapes, pairs)." };
         var split = CommonOptions.Split("train");
-        var seed = new Option<int>("--seed") { Description = "Seed of the synthetic inputs. Default 0.", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the synthetic inputs and of the label errors. Default 0.", DefaultValueFactory = _ => 0 };
         var libraryDefaults = new Option<bool>(LibraryDefaultsOption)
         {
             Description = "Measure with the library's defaults: without the process tuning (allocator, NNPACK, garbage collections) that lmae applies.",
         };
         var precision = CommonOptions.Precision("train, infer, paper, profile and ratios; matmul then also measures its bf16 ceiling. Default fp32.");
+        var errors = LabelErrorsBench.Options();
 
         var command = new System.CommandLine.Command("bench", "Run benchmarks; print one JSON line per result (DESIGN.md §6).")
         {
             only, threads, config, batch, repeats, data, format, split, seed, precision, libraryDefaults,
         };
+        foreach (var option in errors.All) command.Add(option);
         command.SetAction(parse =>
         {
             var selected = parse.GetValue(only)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -101,6 +104,10 @@ internal static class BenchCommand
                     case "profile":
                         record = LabelCompletionBenchmarks.Profile(size, batchSize, threadCount, seed: seedValue, precision: mode);
                         break;
+                    case "label-errors":
+                        foreach (var line in LabelErrorsBench.Run(parse, errors, dataDir, dataFormat, parse.GetValue(split)!, seedValue, console))
+                            console.Out.WriteLine(line);
+                        continue;
                     case "pipeline":
                         console.Out.WriteLine(Pipeline(dataDir, dataFormat, parse.GetValue(split)!, threadCount, seedValue));
                         continue;

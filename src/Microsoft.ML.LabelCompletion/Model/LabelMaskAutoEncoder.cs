@@ -408,16 +408,59 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     {
         using var scope = NewDisposeScope();
         var whole = image.Whole;
+        var (probability, best) = RefinedProbabilities(image, tensors, logits).max(1);
+        using var probabilities = probability.to(CPU).contiguous();
+        using var classes = best.to(ScalarType.Byte).to(CPU).contiguous();
+        return Decide(example, whole.Width, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes),
+            classes.bytes, whole.PatchMask);
+    }
+
+    /// <summary>
+    /// Completion step 3a, for one image: the <see cref="PixelRefinement"/> (if any) over its mean decoder
+    /// <paramref name="logits"/> <c>[1, C, H, W]</c>, then the softmax over the classes: <c>[1, C, H, W]</c> probabilities of
+    /// the padded image. <see cref="RefineAndDecide"/> decides from them; <see cref="PredictHidden"/> reads them whole.
+    /// </summary>
+    internal Tensor RefinedProbabilities(PaddedImage image, ImageTensors tensors, Tensor logits)
+    {
+        using var scope = NewDisposeScope();
+        var whole = image.Whole;
         if (HasRefinement)
         {
             using var inputs = WindowBatch.ToInputs([new WindowCut(tensors, 0, 0, whole.Width, whole.Height, whole.PatchMask)], _config, Device, forRefinement: true);
             logits = Refine(logits, inputs);
         }
-        var (probability, best) = nn.functional.softmax(logits, 1).max(1);
-        using var probabilities = probability.to(CPU).contiguous();
-        using var classes = best.to(ScalarType.Byte).to(CPU).contiguous();
-        return Decide(example, whole.Width, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes),
-            classes.bytes, whole.PatchMask);
+        return nn.functional.softmax(logits, 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Re-prediction for label checking: the steps of <see cref="Complete"/> (<see cref="PrepareImages"/>,
+    /// <see cref="DecoderLogits"/>, <see cref="RefinedProbabilities"/>; masked patches hidden from every input), but instead of
+    /// a decision, per pixel of each image: the probability of the class its given label holds (NaN where the given label is
+    /// unknown), the network's class and that class's probability. Read them where <paramref name="patchMasks"/> hides the
+    /// pixel: only there is the prediction made without the pixel's own label (<see cref="PatchFolds"/>).
+    /// Runs under no_grad/eval, in <paramref name="precision"/>; safe to call from several threads.
+    /// </summary>
+    public IReadOnlyList<PixelPredictions> PredictHidden(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks,
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, CancellationToken cancellationToken = default)
+    {
+        var images = PrepareImages(batch, patchMasks, cancellationToken);
+        var results = new PixelPredictions[batch.Count];
+        using (NewDisposeScope())
+        using (no_grad())
+        using (Autocast.Enter(precision, Device))
+        {
+            eval();
+            var tensors = images.Select(im => new ImageTensors(im.Whole)).ToArray();
+            var logits = DecoderLogits(images, tensors, cancellationToken);
+            for (int i = 0; i < images.Length; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using var probabilities = RefinedProbabilities(images[i], tensors[i], logits[i]).to(ScalarType.Float32).to(CPU).contiguous();
+                results[i] = PixelPredictions.Read(batch[i].Label, images[i].Whole.Width, images[i].Whole.Height,
+                    System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes), _config.NumberOfClasses, _config.UnknownLabel);
+            }
+        }
+        return results;
     }
 
     private CompletionResult Decide(SegmentationExample example, int paddedWidth, ReadOnlySpan<float> probability, ReadOnlySpan<byte> best,
