@@ -13,7 +13,6 @@ using Microsoft.ML.Data;
 using Microsoft.ML.LabelCompletion;
 using Microsoft.ML.LabelCompletion.Data;
 using Microsoft.ML.LabelCompletion.Model;
-using Microsoft.ML.LabelCompletion.Synthetic;
 
 if (args.Length != 2 || (args[0] != "train" && args[0] != "load"))
 {
@@ -22,21 +21,32 @@ if (args.Length != 2 || (args[0] != "train" && args[0] != "load"))
 }
 string dir = Path.GetFullPath(args[1]);
 string modelPath = Path.Combine(dir, "model.zip"), hashPath = Path.Combine(dir, "outputs.sha256");
-int classes = SyntheticScenes.NumberOfClasses;
+const int classes = 3;
 
 try
 {
     var ml = new MLContext(seed: 1);
     if (args[0] == "train")
     {
-        // Six 48x40 scenes with complete labels, as palette PNGs in the class colours.
-        var palette = new byte[256 * 3];
-        for (int c = 0; c < classes; c++) SyntheticScenes.ClassColors[c].CopyTo(palette, 3 * c);
+        // Six 48x40 scenes with complete labels, as palette PNGs in the class colours: a background (0), a rectangle (1)
+        // and a disc (2), each class its own colour with some noise.
+        byte[] palette = [90, 140, 60, 200, 60, 50, 40, 70, 190, .. new byte[253 * 3]];
+        var random = new Random(100);
         for (int i = 0; i < 6; i++)
         {
-            var (image, label) = SyntheticScenes.Generate(48, 40, seed: 100 + i);
-            SegmentationFiles.WriteImage(Path.Combine(dir, "data", "images", $"scene{i}.png"), image);
-            SegmentationFiles.WritePaletteLabel(Path.Combine(dir, "data", "labels", $"scene{i}.png"), label, palette);
+            const int w = 48, h = 40;
+            var rgb = new byte[w * h * 3];
+            var values = new byte[w * h];
+            int rx = random.Next(0, 24), ry = random.Next(0, 20), cx = random.Next(8, 40), cy = random.Next(8, 32), r = random.Next(4, 8);
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    byte c = (byte)((x - cx) * (x - cx) + (y - cy) * (y - cy) <= r * r ? 2 : x >= rx && x < rx + 16 && y >= ry && y < ry + 12 ? 1 : 0);
+                    values[y * w + x] = c;
+                    for (int k = 0; k < 3; k++) rgb[(y * w + x) * 3 + k] = (byte)Math.Clamp(palette[3 * c + k] + random.Next(-20, 21), 0, 255);
+                }
+            SegmentationFiles.WriteImage(Path.Combine(dir, "data", "images", $"scene{i}.png"), new RgbImage(w, h, rgb));
+            SegmentationFiles.WritePaletteLabel(Path.Combine(dir, "data", "labels", $"scene{i}.png"), new LabelMap(w, h, values), palette);
         }
         var data = Load(ml);
         var options = new LabelCompletionOptions
