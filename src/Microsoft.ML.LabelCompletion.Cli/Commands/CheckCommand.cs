@@ -134,8 +134,7 @@ internal static class CheckCommand
         VBuffer<bool> suspected = default;
         MLImage? image = null;
         var rows = new List<CheckedImage>();
-        var clock = Stopwatch.StartNew();
-        var lastReport = TimeSpan.Zero;
+        var progress = new ProgressLine(console);
         while (rows.Count < pairs.Length && cursor.MoveNext())
         {
             console.Cancellation.ThrowIfCancellationRequested();
@@ -168,15 +167,10 @@ internal static class CheckCommand
                     opened.ClassColours, unknown);
             }
             rows.Add(new CheckedImage(index, pairs[index].ImagePath, pairs[index].LabelPath, score, flagged, known, confusion));
-            if (clock.Elapsed - lastReport > TimeSpan.FromSeconds(console.Interactive ? 0.5 : 10) || rows.Count == pairs.Length)
-            {
-                lastReport = clock.Elapsed;
-                string line = string.Create(CultureInfo.InvariantCulture, $"{rows.Count}/{pairs.Length} labels  {clock.Elapsed.TotalSeconds / rows.Count:F2} s per image");
-                if (console.Interactive) console.Out.Write('\r' + line);
-                else console.Out.WriteLine(line);
-            }
+            progress.Report(rows.Count == pairs.Length,
+                seconds => string.Create(CultureInfo.InvariantCulture, $"{rows.Count}/{pairs.Length} labels  {seconds / rows.Count:F2} s per image"));
         }
-        if (console.Interactive) console.Out.WriteLine();
+        progress.End();
         return rows;
     }
 

@@ -198,8 +198,7 @@ internal static class CompleteCommand
         if (overlays) needed.Add(imageColumn);
 
         var dataset = opened.Dataset;
-        var clock = Stopwatch.StartNew();
-        var lastReport = TimeSpan.Zero;
+        var progress = new ProgressLine(console);
         int count = 0;
         using var cursor = completed.GetRowCursor(needed);
         var getWidth = cursor.GetGetter<int>(widthColumn);
@@ -243,16 +242,10 @@ internal static class CompleteCommand
                 SegmentationFiles.WriteConfidenceHeatMap(Path.Combine(outDir, "confidence", stem), confidence.DenseValues().ToArray(), width, height);
             }
             count++;
-            if (clock.Elapsed - lastReport > TimeSpan.FromSeconds(console.Interactive ? 0.5 : 10) || count == todo.Count)
-            {
-                lastReport = clock.Elapsed;
-                double perSecond = count / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                string line = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{count}/{todo.Count} labels  {perSecond:F2} images/s");
-                if (console.Interactive) console.Out.Write('\r' + line);
-                else console.Out.WriteLine(line);
-            }
+            progress.Report(count == todo.Count,
+                seconds => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{count}/{todo.Count} labels  {count / seconds:F2} images/s"));
         }
-        if (console.Interactive) console.Out.WriteLine();
+        progress.End();
         return count;
     }
 }

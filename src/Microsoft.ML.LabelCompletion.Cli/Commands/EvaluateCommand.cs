@@ -228,8 +228,7 @@ internal static class EvaluateCommand
         var matrices = completers.Select(_ => new LabelCompletionMetrics.Accumulator(protocol.NumberOfClasses)).ToArray();
         int end = first + length;
         var (blockStart, blockEnd) = Batches(first, length, images, batchSize);
-        var clock = Stopwatch.StartNew();
-        var last = TimeSpan.Zero;
+        var progress = new ProgressLine(console);
         string ratio = protocol.MaskRatio.ToString(CultureInfo.InvariantCulture);
         for (int start = blockStart; start < blockEnd; start += batchSize)
         {
@@ -260,13 +259,7 @@ internal static class EvaluateCommand
                 }
             }
             int done = Math.Min(end, start + count) - first;
-            if (clock.Elapsed - last > TimeSpan.FromSeconds(console.Interactive ? 0.5 : 10))
-            {
-                last = clock.Elapsed;
-                string line = string.Create(CultureInfo.InvariantCulture, $"ratio {ratio}: {done}/{length} images  {done / clock.Elapsed.TotalSeconds:F2} images/s");
-                if (console.Interactive) console.Out.Write('\r' + line);
-                else console.Out.WriteLine(line);
-            }
+            progress.Report(false, seconds => string.Create(CultureInfo.InvariantCulture, $"ratio {ratio}: {done}/{length} images  {done / seconds:F2} images/s"));
         }
         if (console.Interactive) console.Out.Write('\r' + new string(' ', 60) + '\r');
         return matrices;
