@@ -91,7 +91,10 @@ internal static class Autocast
     /// 2-D convolution of <paramref name="x"/> with <paramref name="weight"/> and <paramref name="bias"/> (stride 1, square
     /// <paramref name="padding"/> and <paramref name="dilation"/>), in bf16 inside a bf16 scope.
     /// </summary>
-    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, long padding, long dilation)
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, long padding, long dilation) => Conv2d(x, weight, bias, padding, dilation, 1);
+
+    /// <summary>As <see cref="Conv2d(Tensor, Tensor, Tensor?, long, long)"/> with a square <paramref name="stride"/>.</summary>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias, long padding, long dilation, long stride)
     {
         if (_lowPrecision is ScalarType dtype)
         {
@@ -99,7 +102,7 @@ internal static class Autocast
             weight = weight.to(dtype);
             bias = bias?.to(dtype);
         }
-        return nn.functional.conv2d(x, weight, bias, strides: [1, 1], padding: [padding, padding], dilation: [dilation, dilation]);
+        return nn.functional.conv2d(x, weight, bias, strides: [stride, stride], padding: [padding, padding], dilation: [dilation, dilation]);
     }
 
     /// <summary><paramref name="x"/> as FP32 (no copy when it already is): module outputs leave a bf16 scope in FP32.</summary>
