@@ -300,7 +300,7 @@ public static class LabelCompletionBenchmarks
         var config = LmaeConfig.FromOptions(options);
         using var engine = LabelCompletionEngine.Create(config, seed, CPU);
         var model = engine.Network;
-        using var optimizer = new AdamOptimizer(model.parameters(), options.LearningRate, weightDecay: options.WeightDecay);
+        using var optimizer = new AdamOptimizer(model.TrainableParameters(), options.LearningRate, weightDecay: options.WeightDecay);
         var examples = SyntheticExamples(batch, 480, 360, seed, config.NumberOfClasses);
         var augmentation = new Data.SegmentationAugmentationOptions { CropWidth = config.TrainingSize, CropHeight = config.TrainingSize };
         int l = (config.TrainingSize / config.PatchSize) * (config.TrainingSize / config.PatchSize);
@@ -331,9 +331,11 @@ public static class LabelCompletionBenchmarks
             Time("tensors_ms", () => { inputs = WindowBatch.ToInputs(samples, config, CPU); targets = WindowBatch.Targets(samples, config, CPU); });
             optimizer.ZeroGrad();
             Tensor latent = null!, logits = null!;
-            Time("encoder_ms", () => latent = model.ForwardEncoder(inputs));
-            Time("decoder_ms", () => logits = model.ForwardDecoder(latent, inputs));
-            Time("refine_loss_backward_ms", () => model.RefinedLossBackward(logits, inputs, targets, null));
+            ImageFeatures features = null!;
+            Time("image_features_ms", () => features = model.ImageFeaturesOf(inputs, patches: true, pixels: true));
+            Time("encoder_ms", () => latent = model.ForwardEncoder(inputs, features));
+            Time("decoder_ms", () => logits = model.ForwardDecoder(latent, inputs, features));
+            Time("refine_loss_backward_ms", () => model.RefinedLossBackward(logits, inputs, features, targets, null));
             Time("update_ms", optimizer.Step);
             inputs.Dispose();
             if (r < 2) foreach (var list in parts.Values) list.RemoveAt(list.Count - 1);

@@ -30,8 +30,14 @@ namespace Microsoft.ML.LabelCompletion;
 /// </remarks>
 internal static class LabelCompletionModelFile
 {
-    /// <summary>The layout version written and read by this library (formats 1-3, hand-written binary, are refused).</summary>
-    public const int FormatVersion = 4;
+    /// <summary>
+    /// The layout version written by this library. Format 4 (the same layout, before <see cref="LabelCompletionSettings.ImageFeatures"/>
+    /// existed) is read with image features off; formats 1-3, hand-written binary, are refused.
+    /// </summary>
+    public const int FormatVersion = 5;
+
+    /// <summary>The oldest format read: 4.</summary>
+    public const int OldestFormatVersion = 4;
 
     /// <summary>Zip entry of the settings (JSON).</summary>
     public const string SettingsEntryName = "LmaeSettings";
@@ -61,7 +67,7 @@ internal static class LabelCompletionModelFile
 
     /// <summary>Parses a settings entry (whose SHA-256 was checked) and validates every field.</summary>
     /// <exception cref="InvalidDataException">The JSON is not a settings record, or a field is out of its bounds.</exception>
-    public static SavedSettings Parse(byte[] json)
+    public static SavedSettings Parse(byte[] json, int headerFormat = FormatVersion)
     {
         SavedSettings? saved;
         try
@@ -74,8 +80,10 @@ internal static class LabelCompletionModelFile
             throw Error($"the '{SettingsEntryName}' entry is not valid at {field}: {e.Message}", field, e);
         }
         if (saved is null) throw Error($"the '{SettingsEntryName}' entry is empty (null).", SettingsEntryName);
-        if (saved.Format != FormatVersion)
-            throw Error($"the '{SettingsEntryName}' entry says format {saved.Format}, its header {FormatVersion}.", nameof(SavedSettings.Format));
+        if (saved.Format != headerFormat)
+            throw Error($"the '{SettingsEntryName}' entry says format {saved.Format}, its header {headerFormat}.", nameof(SavedSettings.Format));
+        // Format 4 has no ImageFeatures field: its networks have no image features, whatever today's default.
+        if (saved.Format == 4) saved.Settings.ImageFeatures = ImageFeatureInputs.None;
         if (saved.SavedBy.Length > LabelCompletionSettings.MaxNameLength)
             throw Error($"the library version in '{SettingsEntryName}' has {saved.SavedBy.Length} characters.", nameof(SavedSettings.SavedBy));
         try

@@ -65,6 +65,31 @@ public enum LabelPriorMode
 }
 
 /// <summary>
+/// Where the features of the ImageNet-trained ResNet18 (<see cref="Model.ResNet18Backbone"/>, frozen; its stride-8 and
+/// stride-16 outputs) enter the L-MAE. A combination of flags; the features are computed once per training crop and per
+/// completion window, and the ResNet18's weights are saved inside the model.
+/// </summary>
+[Flags]
+public enum ImageFeatureInputs
+{
+    /// <summary>No pretrained image features: the network sees the image only through its own patch embeddings.</summary>
+    None = 0,
+
+    /// <summary>Each visible patch's features (projected to the encoder width) are added to its encoder token.</summary>
+    EncoderTokens = 1,
+
+    /// <summary>Each patch's features (projected to the decoder width) are added to its Image Patch Supplement token, the
+    /// token a hidden patch enters the decoder with.</summary>
+    PatchSupplement = 2,
+
+    /// <summary>The stride-8 features, projected to 16 channels and upsampled, are extra inputs of the pixel refinement.</summary>
+    PixelRefinement = 4,
+
+    /// <summary>All three.</summary>
+    All = EncoderTokens | PatchSupplement | PixelRefinement,
+}
+
+/// <summary>
 /// Numeric precision of the network's matrix products and convolutions (the weights, optimizer state, normalisations,
 /// softmax and loss stay FP32 in every mode).
 /// </summary>

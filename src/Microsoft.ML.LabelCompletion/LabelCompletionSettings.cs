@@ -145,6 +145,15 @@ public abstract class LabelCompletionSettings
     /// </summary>
     public bool DirectionalPrior = true;
 
+    /// <summary>
+    /// Where the ImageNet ResNet18's features enter the network (<see cref="ImageFeatureInputs"/>); the patch size must be a
+    /// power of two. Training reads the ResNet18's weights from the ONNX file of the NuGet package
+    /// <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> (<see cref="Model.ResNet18Backbone.DefaultModelPath"/>); the saved
+    /// model holds them, so completion needs no file. Default <see cref="ImageFeatureInputs.All"/>; models of format 4,
+    /// saved before this field existed, load with <see cref="ImageFeatureInputs.None"/>.
+    /// </summary>
+    public ImageFeatureInputs ImageFeatures = ImageFeatureInputs.All;
+
     // ---------------------------------------------------------------- training
     /// <summary>Share <c>m</c> of patches masked per training sample, <c>l = floor(L*m)</c>, in [0, 1]. Default 0.5.</summary>
     public float MaskRatio = 0.5f;

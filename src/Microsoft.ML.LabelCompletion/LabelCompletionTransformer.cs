@@ -298,9 +298,9 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
         int format = ReadHeader(() => r.ReadInt32());
         if (format > FormatVersion)
             throw LabelCompletionModelFile.Error($"format version {format} was written by a newer version of this library (this one, {LibraryInfo.Version}, reads format {FormatVersion}); update Microsoft.ML.LabelCompletion.", "Format");
-        if (format >= 1 && format < FormatVersion)
-            throw LabelCompletionModelFile.Error($"model format {format} is not supported by this library (version {LibraryInfo.Version} reads format {FormatVersion} only); retrain the model with this library, or load it with the version that saved it.", "Format");
-        if (format != FormatVersion)
+        if (format >= 1 && format < LabelCompletionModelFile.OldestFormatVersion)
+            throw LabelCompletionModelFile.Error($"model format {format} is not supported by this library (version {LibraryInfo.Version} reads formats {LabelCompletionModelFile.OldestFormatVersion}-{FormatVersion}); retrain the model with this library, or load it with the version that saved it.", "Format");
+        if (format < LabelCompletionModelFile.OldestFormatVersion)
             throw LabelCompletionModelFile.Error($"format version {format} is not valid; the model data is corrupted.", "Format");
         long settingsBytes = ReadHeader(() => r.ReadInt64());
         byte[] settingsHash = ReadHeader(() => r.ReadBytes(LabelCompletionModelFile.HashLength));
@@ -317,7 +317,7 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
             throw LabelCompletionModelFile.Error($"the '{LabelCompletionModelFile.SettingsEntryName}' entry is truncated ({settingsJson?.Length ?? 0} of {settingsBytes} bytes).", LabelCompletionModelFile.SettingsEntryName);
         if (!SHA256.HashData(settingsJson).AsSpan().SequenceEqual(settingsHash))
             throw LabelCompletionModelFile.Error($"the '{LabelCompletionModelFile.SettingsEntryName}' entry is corrupted (its SHA-256 does not match the model header).", LabelCompletionModelFile.SettingsEntryName);
-        var saved = LabelCompletionModelFile.Parse(settingsJson);
+        var saved = LabelCompletionModelFile.Parse(settingsJson, format);
         var config = LmaeConfig.Resolve(saved.Settings);
 
         // The weights: size against the settings, the cap and the network's smallest size; SHA-256 over the whole entry.

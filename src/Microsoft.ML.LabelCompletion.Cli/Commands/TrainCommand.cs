@@ -43,6 +43,11 @@ internal static class TrainCommand
         var noAugment = new Option<bool>("--no-augment") { Description = "Turn off random scale, crop and flip." };
         var noDirectional = new Option<bool>("--no-directional") { Description = "The pixel refinement does not read the nearest known labels left, right, above and below." };
         var minutes = new Option<double?>("--minutes") { Description = "Training time budget: no epoch starts after it (default: none, --epochs decides).", HelpName = "M" };
+        var imageFeatures = new Option<string?>("--image-features")
+        {
+            Description = "Where the ImageNet ResNet18's features enter the network: all (default), none, or a comma list of encoder, supplement, refinement.",
+            HelpName = "WHERE",
+        };
         var refine = new Option<int?>("--refine") { Description = "Hidden channels of the pixel-level refinement head (default 32; 0 = off, the paper's model).", HelpName = "N" };
         var precision = CommonOptions.Precision("Saved with the model; completion uses it unless told otherwise. Default fp32.");
         var classes = CommonOptions.Classes();
@@ -54,7 +59,7 @@ internal static class TrainCommand
         var command = new System.CommandLine.Command("train", "Train an L-MAE model and save it as an ML.NET zip, with training curves.")
         {
             data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
-            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, noDirectional, minutes, classes, unknown,
+            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, noDirectional, imageFeatures, minutes, classes, unknown,
             checkpoints, checkpointEvery, resume, precision,
         };
         command.SetAction(parse =>
@@ -93,6 +98,7 @@ internal static class TrainCommand
             if (parse.GetValue(refine) is int r)
                 options.PixelRefinementChannels = r >= 0 ? r : throw new CliException($"--refine must be 0 or more, not {r}.");
             options.DirectionalPrior = !parse.GetValue(noDirectional) && options.PixelRefinementChannels > 0;
+            if (parse.GetValue(imageFeatures) is string where) options.ImageFeatures = ParseImageFeatures(where);
             options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), LabelCompletionPrecision.Float32);
             if (parse.GetValue(minutes) is double budget)
                 options.TrainingTimeLimit = budget > 0 && double.IsFinite(budget) ? TimeSpan.FromMinutes(budget) : throw new CliException($"--minutes must be positive, not {budget.ToString(CultureInfo.InvariantCulture)}.");
@@ -226,4 +232,23 @@ internal static class TrainCommand
 
     private static int? Positive(int? value, string name) =>
         value is int v && v < 1 ? throw new CliException($"{name} must be at least 1, not {v}.") : value;
+
+    /// <summary>The value of <c>--image-features</c>: all, none, or a comma list of encoder, supplement, refinement.</summary>
+    internal static ImageFeatureInputs ParseImageFeatures(string text)
+    {
+        var result = ImageFeatureInputs.None;
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            result |= part.ToLowerInvariant() switch
+            {
+                "all" => ImageFeatureInputs.All,
+                "none" => ImageFeatureInputs.None,
+                "encoder" => ImageFeatureInputs.EncoderTokens,
+                "supplement" => ImageFeatureInputs.PatchSupplement,
+                "refinement" => ImageFeatureInputs.PixelRefinement,
+                _ => throw new CliException($"--image-features: '{part}' is not one of all, none, encoder, supplement, refinement."),
+            };
+        }
+        return result;
+    }
 }

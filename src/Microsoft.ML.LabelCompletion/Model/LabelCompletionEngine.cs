@@ -80,8 +80,9 @@ internal sealed class LabelCompletionEngine : IDisposable
     public IReadOnlyList<string> RejectedCheckpoints { get; private set; } = [];
 
     /// <summary>
-    /// Creates an untrained network on <paramref name="device"/>, initialised from <paramref name="seed"/>; the global random
-    /// generator's state is what it was before (the host's random sequence is not changed).
+    /// Creates an untrained network on <paramref name="device"/>, initialised from <paramref name="seed"/>, with the ImageNet
+    /// ResNet18's weights read from its ONNX file when the network uses image features; the global random generator's state
+    /// is what it was before (the host's random sequence is not changed).
     /// </summary>
     public static LabelCompletionEngine Create(LmaeConfig config, int seed, Device device)
     {
@@ -95,6 +96,15 @@ internal sealed class LabelCompletionEngine : IDisposable
         finally
         {
             random.set_rng_state(hostState);
+        }
+        try
+        {
+            model.LoadImageEncoder();
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
         }
         model.to(device);
         return new LabelCompletionEngine(config, device, model);

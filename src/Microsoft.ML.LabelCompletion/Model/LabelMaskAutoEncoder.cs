@@ -48,9 +48,11 @@ internal sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tens
 /// <item><description>inputs: the label with the masked patches hidden, the image, the label prior (<see cref="WindowBatch"/>
 /// builds them for training crops, validation crops and completion windows alike) and the visible/insertion indices of the
 /// Mask Selector's choice (<see cref="VisibleTokens"/>);</description></item>
-/// <item><description><see cref="ForwardEncoder"/>: Stack Fusion of the visible patches, patch embedding and positions,
-/// the <see cref="LmaeEncoder"/>;</description></item>
-/// <item><description><see cref="ForwardDecoder"/>: the <see cref="ImagePatchSupplement"/> at masked positions, the
+/// <item><description><see cref="ImageFeaturesOf"/>: with <see cref="LmaeConfig.ImageFeatures"/>, the frozen ImageNet
+/// ResNet18's features of the image (<see cref="ImageFeatureBranch"/>);</description></item>
+/// <item><description><see cref="ForwardEncoder"/>: Stack Fusion of the visible patches, patch embedding and positions
+/// (plus their image features), the <see cref="LmaeEncoder"/>;</description></item>
+/// <item><description><see cref="ForwardDecoder"/>: the <see cref="ImagePatchSupplement"/> (plus image features) at masked positions, the
 /// <see cref="LmaeDecoder"/>, per-pixel class logits; with <see cref="LabelPriorMode.ImagePatchSupplementAndLogits"/> a
 /// learned multiple of the NearestKnown fill's one-hot is added to them (the network learns a correction to the fill);</description></item>
 /// <item><description><see cref="Refine"/>: the <see cref="PixelRefinement"/> at full resolution;</description></item>
@@ -68,6 +70,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     private readonly LmaeDecoder _decoder;
     private readonly Parameter? _priorScale;
     private readonly PixelRefinement? _refinement;
+    private readonly ImageFeatureBranch? _imageFeatures;
     private readonly LmaeConfig _config;
     private readonly Dictionary<(int Rows, int Columns, int Dim, string Device), Tensor> _positions = new();
 
@@ -83,7 +86,10 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         if (config.LabelPrior == LabelPriorMode.ImagePatchSupplementAndLogits)
             _priorScale = nn.Parameter(tensor(3.0f));
         if (config.RefinementChannels > 0)
-            _refinement = new PixelRefinement(config.NumberOfClasses, config.RefinementChannels, config.DirectionalPrior);
+            _refinement = new PixelRefinement(config.NumberOfClasses, config.RefinementChannels, config.DirectionalPrior,
+                config.RefinementFeatures ? LmaeConfig.RefinementFeatureChannels : 0);
+        if (config.BackboneStages > 0)
+            _imageFeatures = new ImageFeatureBranch(config);
         RegisterComponents();
         InitializeWeights();
     }
@@ -150,12 +156,27 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     public override Tensor forward(LmaeInputs inputs)
     {
         using var scope = NewDisposeScope();
-        var latent = ForwardEncoder(inputs);
-        return Refine(ForwardDecoder(latent, inputs), inputs).MoveToOuterDisposeScope();
+        var features = ImageFeaturesOf(inputs, patches: true, pixels: true);
+        var latent = ForwardEncoder(inputs, features);
+        return Refine(ForwardDecoder(latent, inputs, features), inputs, features).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The image features of the batch's RGB (<see cref="ImageFeatureBranch.Compute"/>): per patch when
+    /// <paramref name="patches"/>, per pixel when <paramref name="pixels"/>, each only where the configuration reads them;
+    /// both null without image features.
+    /// </summary>
+    public ImageFeatures ImageFeaturesOf(LmaeInputs inputs, bool patches, bool pixels)
+        => _imageFeatures?.Compute(inputs.Rgb, patches, pixels) ?? new ImageFeatures(null, null);
+
+    /// <summary>Reads the ImageNet ResNet18's weights from its ONNX file (default <see cref="ResNet18Backbone.DefaultModelPath"/>) into a new network with image features; nothing without them.</summary>
+    public void LoadImageEncoder(string? onnxPath = null) => _imageFeatures?.LoadBackbone(onnxPath);
+
+    /// <summary>The parameters that training updates (the ResNet18 of the image features is frozen).</summary>
+    public IEnumerable<Parameter> TrainableParameters() => parameters().Where(p => p.requires_grad);
+
     /// <summary>Stack Fusion, patch embedding with positions, visible tokens only, the encoder: <c>[B, Nv, Dd]</c>.</summary>
-    public Tensor ForwardEncoder(LmaeInputs inputs)
+    public Tensor ForwardEncoder(LmaeInputs inputs, ImageFeatures features)
     {
         using var scope = NewDisposeScope();
         int de = _config.EncoderDimension;
@@ -164,6 +185,9 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         var index = inputs.VisibleIndex.unsqueeze(-1);
         var positions = Positions(inputs.Rows, inputs.Columns, de, inputs.Rgb.device).expand(visible.shape[0], -1, -1);
         var tokens = Autocast.Linear(_patchEmbed, visible).add(positions.gather(1, index.expand(-1, -1, de)), TorchScalars.One);
+        if (features.Patches is { } patchFeatures
+            && _imageFeatures!.ToEncoder(patchFeatures.gather(1, index.expand(-1, -1, patchFeatures.shape[2]))) is { } imageTokens)
+            tokens = tokens.add_(imageTokens);
         return _encoder.forward(tokens, inputs.VisibleKeyMask).MoveToOuterDisposeScope();
     }
 
@@ -171,7 +195,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// Image Patch Supplement at every position, encoder outputs inserted at visible ones, the decoder, un-patchify, prior
     /// residual: the patch decoder's logits <c>[B, C, H, W]</c>, before <see cref="Refine"/>.
     /// </summary>
-    public Tensor ForwardDecoder(Tensor latent, LmaeInputs inputs)
+    public Tensor ForwardDecoder(Tensor latent, LmaeInputs inputs, ImageFeatures features)
     {
         using var scope = NewDisposeScope();
         int dd = _config.DecoderDimension, p = _config.PatchSize;
@@ -183,7 +207,10 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         var supplementInput = _config.LabelPrior != LabelPriorMode.None && _supplement.IsSupplement && priorPatches is not null
             ? cat([Patches.PatchifyPixels(inputs.Rgb, p), priorPatches], 3).reshape(b, l, -1)
             : Patches.Patchify(inputs.Rgb, p);
-        var decoderTokens = cat([_supplement.forward(supplementInput), zeros(b, 1, dd, device: latent.device)], 1);
+        var supplementTokens = _supplement.forward(supplementInput);
+        if (features.Patches is { } patchFeatures && _imageFeatures!.ToSupplement(patchFeatures) is { } imageTokens)
+            supplementTokens = supplementTokens.add(imageTokens);
+        var decoderTokens = cat([supplementTokens, zeros(b, 1, dd, device: latent.device)], 1);
         decoderTokens = decoderTokens.scatter(1, inputs.InsertIndex.unsqueeze(-1).expand(-1, -1, dd), latent).narrow(1, 0, l);
         decoderTokens = decoderTokens.add(Positions(inputs.Rows, inputs.Columns, dd, device: latent.device), TorchScalars.One);
         var patchLogits = _decoder.forward(decoderTokens); // [B, L, p*p*C], ordered like the prior's patches
@@ -199,7 +226,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// the same pixels as <paramref name="inputs"/>: adds its full-resolution correction; without a refinement, the logits.
     /// Completion runs it once per image over the window-averaged decoder logits; training, on each crop.
     /// </summary>
-    public Tensor Refine(Tensor logits, LmaeInputs inputs)
+    public Tensor Refine(Tensor logits, LmaeInputs inputs, ImageFeatures features)
     {
         if (_refinement is null) return logits;
         using var scope = NewDisposeScope();
@@ -215,6 +242,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
                 .reshape(b, 4 * _config.NumberOfClasses, logits.shape[2], logits.shape[3]));
             context.Add(inputs.DirectionalDistance);
         }
+        if (features.Pixels is not null) context.Add(features.Pixels);
         return logits.add(_refinement.Forward(logits, context), TorchScalars.One).MoveToOuterDisposeScope();
     }
 
@@ -235,9 +263,10 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     public float ForwardLoss(LmaeInputs inputs, Tensor targets, Tensor? classWeights, float? lossScale = null)
     {
         using var scope = NewDisposeScope();
-        var latent = ForwardEncoder(inputs);
-        var logits = ForwardDecoder(latent, inputs);
-        return RefinedLossBackward(logits, inputs, targets, classWeights, lossScale);
+        var features = ImageFeaturesOf(inputs, patches: true, pixels: true);
+        var latent = ForwardEncoder(inputs, features);
+        var logits = ForwardDecoder(latent, inputs, features);
+        return RefinedLossBackward(logits, inputs, features, targets, classWeights, lossScale);
     }
 
     /// <summary>
@@ -247,7 +276,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// logits, whose gradient then flows through the decoder and encoder once. Same loss and gradients as one pass up to the
     /// order of the sums; each chunk's activations are freed before the next one runs.
     /// </summary>
-    internal float RefinedLossBackward(Tensor logits, LmaeInputs inputs, Tensor targets, Tensor? classWeights, float? lossScale = null)
+    internal float RefinedLossBackward(Tensor logits, LmaeInputs inputs, ImageFeatures features, Tensor targets, Tensor? classWeights, float? lossScale = null)
     {
         using var scope = NewDisposeScope();
         using Scalar? scale = lossScale?.ToScalar();
@@ -255,26 +284,30 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         long chunk = RefinementChunk(logits.shape[2], logits.shape[3]);
         if (!HasRefinement || chunk >= batch)
         {
-            var loss = LmaeLoss.Compute(Refine(logits, inputs), targets, classWeights);
+            var loss = LmaeLoss.Compute(Refine(logits, inputs, features), targets, classWeights);
             if (scale is not null) loss = loss.mul(scale);
             loss.backward();
             return loss.item<float>();
         }
         var normalizer = LmaeLoss.Normalizer(targets, classWeights);
         var cut = logits.detach().requires_grad_(true);
+        // The refinement's image features are cut the same way: their projection gets one backward at the end.
+        var cutPixels = features.Pixels?.detach().requires_grad_(features.Pixels.requires_grad);
         double total = 0;
         for (long start = 0; start < batch; start += chunk)
         {
             using var chunkScope = NewDisposeScope();
             long count = Math.Min(chunk, batch - start);
-            var refined = Refine(cut.narrow(0, start, count), inputs.Narrow(start, count));
+            var refined = Refine(cut.narrow(0, start, count), inputs.Narrow(start, count), new ImageFeatures(null, cutPixels?.narrow(0, start, count)));
             var part = LmaeLoss.WeightedSum(refined, targets.narrow(0, start, count), classWeights).div(normalizer);
             if (scale is not null) part = part.mul(scale);
             part.backward();
             total += part.item<float>();
         }
-        // d(loss)/d(logits) is the cut logits' gradient: one backward through decoder and encoder.
-        logits.mul(cut.grad!).sum().backward();
+        // d(loss)/d(logits) is the cut logits' gradient: one backward through decoder and encoder (and the features' projection).
+        var surrogate = logits.mul(cut.grad!).sum();
+        if (cutPixels?.grad is { } pixelGradient) surrogate = surrogate.add(features.Pixels!.mul(pixelGradient).sum());
+        surrogate.backward();
         return (float)total;
     }
 
@@ -387,7 +420,8 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
                 cancellationToken.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 using var inputs = WindowBatch.ToInputs(chunk.Select(w => w.Cut).ToList(), _config, device, forRefinement: false);
-                var logits = ForwardDecoder(ForwardEncoder(inputs), inputs);
+                var features = ImageFeaturesOf(inputs, patches: true, pixels: false);
+                var logits = ForwardDecoder(ForwardEncoder(inputs, features), inputs, features);
                 for (int k = 0; k < chunk.Length; k++)
                 {
                     var (image, cut) = chunk[k];
@@ -427,7 +461,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         if (HasRefinement)
         {
             using var inputs = WindowBatch.ToInputs([new WindowCut(tensors, 0, 0, whole.Width, whole.Height, whole.PatchMask)], _config, Device, forRefinement: true);
-            logits = Refine(logits, inputs);
+            logits = Refine(logits, inputs, ImageFeaturesOf(inputs, patches: false, pixels: true));
         }
         return nn.functional.softmax(logits, 1).MoveToOuterDisposeScope();
     }
@@ -498,7 +532,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     }
 
     /// <summary>Number of trainable parameters.</summary>
-    public long ParameterCount() => parameters().Sum(t => t.numel());
+    public long ParameterCount() => TrainableParameters().Sum(t => t.numel());
 
     private Tensor Positions(int rows, int columns, int dim, Device device)
     {
@@ -520,6 +554,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         using var guard = no_grad();
         foreach (var (name, parameter) in named_parameters())
         {
+            if (!parameter.requires_grad) continue; // the ResNet18 of the image features: its weights are read, not drawn
             if (parameter.dim() == 2) nn.init.xavier_uniform_(parameter);
             else if (name.EndsWith("bias", StringComparison.Ordinal)) parameter.zero_();
         }

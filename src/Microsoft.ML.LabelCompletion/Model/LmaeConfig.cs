@@ -23,13 +23,32 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// <param name="WindowOverlap">Overlap of neighbouring inference windows, as a share of the window.</param>
 /// <param name="RefinementChannels">Hidden channels of the <see cref="PixelRefinement"/> head; 0 turns it off.</param>
 /// <param name="DirectionalPrior">The refinement also sees the <see cref="DirectionalFill"/> labels and distances.</param>
+/// <param name="ImageFeatures">Where the ImageNet ResNet18's features enter the network.</param>
 internal sealed record LmaeConfig(
     int NumberOfClasses, byte UnknownLabel, int PatchSize, int TrainingSize,
     int EncoderDimension, int EncoderDepth, int EncoderHeads,
     int DecoderDimension, int DecoderDepth, int DecoderHeads,
     int MlpRatio, TransformerActivation Activation, bool UseImagePatchSupplement, LabelPriorMode LabelPrior,
-    float WindowOverlap, int RefinementChannels = 0, bool DirectionalPrior = false)
+    float WindowOverlap, int RefinementChannels = 0, bool DirectionalPrior = false, ImageFeatureInputs ImageFeatures = ImageFeatureInputs.None)
 {
+    /// <summary>Channels of the pixel refinement's image-feature input (the stride-8 features projected).</summary>
+    public const int RefinementFeatureChannels = 16;
+
+    /// <summary>Whether the encoder or the supplement reads per-patch image features.</summary>
+    public bool PatchFeatures => (ImageFeatures & (ImageFeatureInputs.EncoderTokens | ImageFeatureInputs.PatchSupplement)) != 0;
+
+    /// <summary>Whether the pixel refinement reads image features (only when there is a refinement).</summary>
+    public bool RefinementFeatures => (ImageFeatures & ImageFeatureInputs.PixelRefinement) != 0 && RefinementChannels > 0;
+
+    /// <summary>
+    /// Width of one patch's image features: the stride-8 (128 channels) and stride-16 (256) maps, each rearranged to one
+    /// vector per patch (a patch of <c>p</c> ≥ stride holds <c>(p/stride)²</c> positions; a smaller patch repeats its position).
+    /// </summary>
+    public int PatchFeatureDimension => 128 * Math.Max(1, PatchSize / 8) * Math.Max(1, PatchSize / 8) + 256 * Math.Max(1, PatchSize / 16) * Math.Max(1, PatchSize / 16);
+
+    /// <summary>The ResNet18 stages the features need: 3 (stride 16) for patch features, 2 (stride 8) for the refinement alone.</summary>
+    public int BackboneStages => PatchFeatures ? 3 : RefinementFeatures ? 2 : 0;
+
     /// <summary>Channels of the Fuse Map: <c>C</c> one-hot label channels and 3 RGB channels (paper eq. 1).</summary>
     public int FusedChannels => NumberOfClasses + 3;
 
@@ -46,7 +65,8 @@ internal sealed record LmaeConfig(
             long p2 = (long)PatchSize * PatchSize;
             long blocks = (long)EncoderDepth * (4 + 2L * MlpRatio) * EncoderDimension * EncoderDimension
                 + (long)DecoderDepth * (4 + 2L * MlpRatio) * DecoderDimension * DecoderDimension;
-            return 4 * (blocks + FusedChannels * p2 * EncoderDimension + DecoderDimension * p2 * NumberOfClasses);
+            long backbone = BackboneStages switch { 3 => 2_778_304, 2 => 681_152, _ => 0 }; // ResNet18 convolution weights up to that stage
+            return 4 * (blocks + FusedChannels * p2 * EncoderDimension + DecoderDimension * p2 * NumberOfClasses + backbone);
         }
     }
 
@@ -76,7 +96,7 @@ internal sealed record LmaeConfig(
             options.EncoderEmbeddingDimension ?? de, options.EncoderDepth ?? eb, options.EncoderHeads ?? eh,
             options.DecoderEmbeddingDimension ?? dd, options.DecoderDepth ?? db, options.DecoderHeads ?? dh,
             options.MlpRatio, options.Activation, options.UseImagePatchSupplement, options.LabelPrior, options.WindowOverlap,
-            options.PixelRefinementChannels, options.DirectionalPrior && options.PixelRefinementChannels > 0);
+            options.PixelRefinementChannels, options.DirectionalPrior && options.PixelRefinementChannels > 0, options.ImageFeatures);
     }
 
     /// <summary>Writes this network into the network fields of <paramref name="options"/> (explicit values, preset kept for reference).</summary>
@@ -99,6 +119,7 @@ internal sealed record LmaeConfig(
         options.WindowOverlap = WindowOverlap;
         options.PixelRefinementChannels = RefinementChannels;
         options.DirectionalPrior = DirectionalPrior;
+        options.ImageFeatures = ImageFeatures;
     }
 
     /// <summary>
@@ -130,6 +151,10 @@ internal sealed record LmaeConfig(
             $"must be a multiple of the patch size {PatchSize} from {PatchSize} to {LabelCompletionSettings.MaxTrainingSize} pixels and "
             + $"{LabelCompletionSettings.MaxPatchesPerSide} patches (it is rounded up to whole patches); it is {TrainingSize}.");
         LabelCompletionSettings.CheckRange(WindowOverlap, 0, LabelCompletionSettings.MaxWindowOverlap, nameof(LabelCompletionSettings.WindowOverlap));
+        LabelCompletionSettings.Check((ImageFeatures & ~ImageFeatureInputs.All) == 0, nameof(LabelCompletionSettings.ImageFeatures),
+            $"{(int)ImageFeatures} is not a combination of image feature inputs.");
+        LabelCompletionSettings.Check(ImageFeatures == ImageFeatureInputs.None || (PatchSize >= 2 && (PatchSize & (PatchSize - 1)) == 0),
+            nameof(LabelCompletionSettings.ImageFeatures), $"image features need a patch size that is a power of two (the ResNet18's strides are 8 and 16); it is {PatchSize}.");
     }
 
     private static void Block(int width, int depth, int heads, string widthField, string depthField, string headsField)

@@ -39,12 +39,13 @@ internal sealed class PixelRefinement : nn.Module<Tensor, Tensor, Tensor>
 
     /// <summary>
     /// Creates the refinement for <paramref name="classes"/> classes with <paramref name="channels"/> hidden channels; with
-    /// <paramref name="directional"/> it also reads the <see cref="DirectionalFill"/> one-hots (4C) and distances (4).
+    /// <paramref name="directional"/> it also reads the <see cref="DirectionalFill"/> one-hots (4C) and distances (4), and
+    /// <paramref name="featureChannels"/> image-feature channels last (<see cref="ImageFeatureBranch"/>).
     /// </summary>
-    public PixelRefinement(int classes, int channels, bool directional = false) : base(nameof(PixelRefinement))
+    public PixelRefinement(int classes, int channels, bool directional = false, int featureChannels = 0) : base(nameof(PixelRefinement))
     {
         _classes = classes;
-        int inputs = 2 * classes + 4 + (directional ? 4 * classes + 4 : 0);
+        int inputs = 2 * classes + 4 + (directional ? 4 * classes + 4 : 0) + featureChannels;
         _body = nn.Sequential(Dilations.SelectMany((d, i) => new nn.Module<Tensor, Tensor>[]
         {
             nn.Conv2d(i == 0 ? inputs : channels, channels, 3, padding: d, dilation: d), nn.GELU(),

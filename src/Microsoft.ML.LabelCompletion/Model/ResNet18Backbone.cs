@@ -119,11 +119,17 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
     /// <c>[B, StageChannels[s], H / StageStrides[s], W / StageStrides[s]]</c>.
     /// </summary>
     /// <exception cref="ArgumentException">The image is not <c>[B, 3, H, W]</c> with <c>H</c> and <c>W</c> multiples of the last stage's stride.</exception>
-    public override Tensor[] forward(Tensor rgb)
+    public override Tensor[] forward(Tensor rgb) => Forward(rgb, _stages);
+
+    /// <summary>As <see cref="forward"/>, computing only the first <paramref name="stages"/> stages (at most <see cref="Stages"/>).</summary>
+    /// <exception cref="ArgumentException">The image is not <c>[B, 3, H, W]</c> with <c>H</c> and <c>W</c> multiples of the last computed stage's stride.</exception>
+    public Tensor[] Forward(Tensor rgb, int stages)
     {
-        int stride = StageStrides[_stages - 1];
+        ArgumentOutOfRangeException.ThrowIfLessThan(stages, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(stages, _stages);
+        int stride = StageStrides[stages - 1];
         if (rgb.dim() != 4 || rgb.shape[1] != 3 || rgb.shape[2] % stride != 0 || rgb.shape[3] % stride != 0)
-            throw new ArgumentException($"ResNet18 with {_stages} stages takes [B, 3, H, W] images with H and W multiples of {stride}; "
+            throw new ArgumentException($"ResNet18 with {stages} stages takes [B, 3, H, W] images with H and W multiples of {stride}; "
                 + $"this one is [{string.Join(", ", rgb.shape)}].", nameof(rgb));
         using var scope = NewDisposeScope();
         var x = rgb.mul(_inputScale).add_(_inputShift);
@@ -131,9 +137,9 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
         // ReLU every value is >= 0, so zero padding equals the export's -inf padding of the pooling.
         x = Autocast.ToFloat32(Conv(x, _stem.weight!, _stem.bias, stride: 2, before: 3, after: 2)).relu_();
         x = nn.functional.max_pool2d(nn.functional.pad(x, [1, 0, 1, 0]), 3, 2);
-        var outputs = new Tensor[_stages];
+        var outputs = new Tensor[stages];
         int block = 0;
-        for (int s = 0; s < _stages; s++)
+        for (int s = 0; s < stages; s++)
         {
             for (int b = 0; b < StageBlocks[s]; b++) x = _blocks[block++].forward(x);
             outputs[s] = x;

@@ -105,7 +105,8 @@ public sealed class ModelTests
         Tensor Decoder(WindowSample sample)
         {
             var inputs = WindowBatch.ToInputs([sample], config, CPU);
-            return model.ForwardDecoder(model.ForwardEncoder(inputs), inputs);
+            var features = model.ImageFeaturesOf(inputs, patches: true, pixels: false);
+            return model.ForwardDecoder(model.ForwardEncoder(inputs, features), inputs, features);
         }
         var left = Decoder(Window(0, 32));
         var right = Decoder(Window(16, 32));
@@ -116,7 +117,7 @@ public sealed class ModelTests
         count.narrow(3, 0, 32).add_(ones(1, 1, 32, 32));
         count.narrow(3, 16, 32).add_(ones(1, 1, 32, 32));
         var whole = WindowBatch.ToInputs([Window(0, 48)], config, CPU);
-        var probabilities = nn.functional.softmax(model.Refine(sum.div(count), whole), 1);
+        var probabilities = nn.functional.softmax(model.Refine(sum.div(count), whole, model.ImageFeaturesOf(whole, patches: false, pixels: true)), 1);
         var expectedLabel = probabilities.argmax(1).flatten().data<long>().ToArray();
         var expectedConfidence = probabilities.max(1).values.flatten().data<float>().ToArray();
         var withoutRefinement = nn.functional.softmax(sum.div(count), 1).argmax(1).flatten().data<long>().ToArray();

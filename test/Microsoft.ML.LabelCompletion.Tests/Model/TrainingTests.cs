@@ -132,7 +132,7 @@ public sealed class TrainingTests
         var random = new Random(4);
         var samples = Enumerable.Range(0, 5).Select(_ => ModelTests.RandomSample(32, 32, config, random, 0.5)).ToList();
         using var weights = rand(11).add_(0.5);
-        var parameters = model.parameters().ToList();
+        var parameters = model.TrainableParameters().ToList();
 
         (float Loss, List<Tensor> Gradients) Run(int refinementChunk)
         {
