@@ -103,13 +103,14 @@ public static class LabelCompletionBenchmarks
     /// </summary>
     public static BenchmarkRecord Train(LabelCompletionModelSize size, int batch, double maskRatio, int threads,
         int crop = 224, int steps = 10, int warmup = 3, int seed = 0, string? name = null,
-        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, ImageFeatureInputs? imageFeatures = null)
     {
         var options = new LabelCompletionOptions
         {
             NumberOfClasses = 11, ModelSize = size, BatchSize = batch, MaskRatio = (float)maskRatio, NumberOfThreads = threads,
             TrainingSize = crop, Epochs = 1, ClassWeighting = ClassWeighting.None, Precision = precision,
         };
+        if (imageFeatures is { } features) options.ImageFeatures = features;
         var config = LmaeConfig.FromOptions(options);
         // The peak of this run only: earlier benchmarks' free memory back to the kernel first (after the Paper step, 4 GiB of
         // free native heap would otherwise count as the next Small run's peak), then the high-water mark reset.
@@ -124,11 +125,11 @@ public static class LabelCompletionBenchmarks
         double ceilingAfter = Matmul(threads, repeats: CeilingRepeats)["gflop_per_s"];
         var stepTimes = stamps.Zip(stamps.Skip(1), (x, y) => y - x).Skip(warmup - 1).ToList();
         double msPerImage = Median(stepTimes) * 1000 / batch;
-        double gflops = 3 * LmaeFlops.Forward(config, config.TrainingSize, maskRatio) / 1e9;
+        double gflops = LmaeFlops.TrainingStep(config, config.TrainingSize, maskRatio) / 1e9;
         double achieved = gflops / (msPerImage / 1000);
         double total = engine.StepSeconds + engine.DataWaitSeconds;
         return new BenchmarkRecord(name ?? "train").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
-            .Add("mask_ratio", maskRatio).Add("crop", config.TrainingSize).Add("ms_per_image", msPerImage)
+            .Add("image_features", config.ImageFeatures.ToString()).Add("mask_ratio", maskRatio).Add("crop", config.TrainingSize).Add("ms_per_image", msPerImage)
             .Add("gflops_per_image", gflops).Add("gflop_per_s", achieved)
             .Add("matmul_gflop_per_s", (ceilingBefore + ceilingAfter) / 2).Add("matmul_before", ceilingBefore).Add("matmul_after", ceilingAfter)
             .Add("fraction_of_matmul", achieved / ((ceilingBefore + ceilingAfter) / 2))
@@ -143,10 +144,12 @@ public static class LabelCompletionBenchmarks
     /// whole image, fraction of the matmul ceiling.
     /// </summary>
     public static BenchmarkRecord Infer(LabelCompletionModelSize size, int batch, int threads,
-        int width = 480, int height = 360, int repeats = 5, int seed = 0, LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
+        int width = 480, int height = 360, int repeats = 5, int seed = 0, LabelCompletionPrecision precision = LabelCompletionPrecision.Float32,
+        ImageFeatureInputs? imageFeatures = null)
     {
         set_num_threads(threads);
         var options = new LabelCompletionOptions { NumberOfClasses = 11, ModelSize = size, NumberOfThreads = threads };
+        if (imageFeatures is { } features) options.ImageFeatures = features;
         var config = LmaeConfig.FromOptions(options);
         using var engine = LabelCompletionEngine.Create(config, seed, CPU);
         var examples = SyntheticExamples(batch, width, height, seed, config.NumberOfClasses);
@@ -185,18 +188,19 @@ public static class LabelCompletionBenchmarks
         double PerImage(string part) => parts.Milliseconds.GetValueOrDefault(part) / repeats / batch;
         double msPerImage = Median(times) * 1000 / batch;
         int pw = columns * p, ph = rows * p, ww = Math.Min(config.TrainingSize, pw), wh = Math.Min(config.TrainingSize, ph);
-        double gflops = LmaeFlops.Refinement(config, ph, pw) / 1e9;     // once over the whole image
+        // The refinement and its image features once over the whole image; the patch features per window.
+        double gflops = (LmaeFlops.Refinement(config, ph, pw) + LmaeFlops.ImageFeatures(config, ph, pw, patches: false, pixels: true)) / 1e9;
         foreach (int y in WindowBatch.WindowStarts(ph, wh, config.WindowOverlap, p))
             foreach (int x in WindowBatch.WindowStarts(pw, ww, config.WindowOverlap, p))
             {
                 int visible = 0;
                 for (int rr = 0; rr < wh / p; rr++)
                     for (int cc = 0; cc < ww / p; cc++) if (!masks[0][(y / p + rr) * columns + x / p + cc]) visible++;
-                gflops += LmaeFlops.EncoderDecoder(config, wh, ww, visible) / 1e9;
+                gflops += (LmaeFlops.EncoderDecoder(config, wh, ww, visible) + LmaeFlops.ImageFeatures(config, wh, ww, patches: true, pixels: false)) / 1e9;
             }
         double achieved = gflops / (msPerImage / 1000);
         var record = new BenchmarkRecord("infer").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
-            .Add("image", $"{width}x{height}").Add("ms_per_image", msPerImage).Add("gflops_per_image", gflops)
+            .Add("image_features", config.ImageFeatures.ToString()).Add("image", $"{width}x{height}").Add("ms_per_image", msPerImage).Add("gflops_per_image", gflops)
             .Add("gflop_per_s", achieved)
             .Add("matmul_gflop_per_s", (ceilingBefore + ceilingAfter) / 2).Add("matmul_before", ceilingBefore).Add("matmul_after", ceilingAfter)
             .Add("fraction_of_matmul", achieved / ((ceilingBefore + ceilingAfter) / 2))

@@ -41,12 +41,17 @@ internal static class BenchCommand
         {
             Description = "Measure with the library's defaults: without the process tuning (allocator, NNPACK, garbage collections) that lmae applies.",
         };
+        var imageFeatures = new Option<string?>("--image-features")
+        {
+            Description = "train and infer: where the ImageNet ResNet18's features enter the network (as lmae train --image-features). Default: the library's default.",
+            HelpName = "WHERE",
+        };
         var precision = CommonOptions.Precision("train, infer, paper, profile and ratios; matmul then also measures its bf16 ceiling. Default fp32.");
         var errors = LabelErrorsBench.Options();
 
         var command = new System.CommandLine.Command("bench", "Run benchmarks; print one JSON line per result (DESIGN.md §6).")
         {
-            only, threads, config, batch, repeats, data, format, split, seed, precision, libraryDefaults,
+            only, threads, config, batch, repeats, data, format, split, seed, precision, imageFeatures, libraryDefaults,
         };
         foreach (var option in errors.All) command.Add(option);
         command.SetAction(parse =>
@@ -70,6 +75,7 @@ internal static class BenchCommand
                 throw new CliException($"unknown format '{dataFormat}'; use one of {string.Join(", ", DataSets.FormatNames)}.");
 
             var mode = CommonOptions.ParsePrecision(parse.GetValue(precision), LabelCompletionPrecision.Float32);
+            ImageFeatureInputs? features = parse.GetValue(imageFeatures) is string where ? TrainCommand.ParseImageFeatures(where) : null;
             foreach (string name in Benchmarks.Where(selected.Contains))
             {
                 BenchmarkRecord? record = null;
@@ -87,12 +93,12 @@ internal static class BenchCommand
                         record = LabelCompletionBenchmarks.ModelSize(size);
                         break;
                     case "train":
-                        record = LabelCompletionBenchmarks.Train(size, batchSize, 0.5, threadCount, steps: repeatCount, seed: seedValue, precision: mode);
+                        record = LabelCompletionBenchmarks.Train(size, batchSize, 0.5, threadCount, steps: repeatCount, seed: seedValue, precision: mode, imageFeatures: features);
                         break;
                     case "infer":
                         // Batch 1 (one image at a time, as an interactive user completes) and the batch given (8 by default).
                         foreach (int inferBatch in new[] { 1, batchSize }.Distinct())
-                            console.Out.WriteLine(LabelCompletionBenchmarks.Infer(size, inferBatch, threadCount, seed: seedValue, precision: mode).ToJsonLine());
+                            console.Out.WriteLine(LabelCompletionBenchmarks.Infer(size, inferBatch, threadCount, seed: seedValue, precision: mode, imageFeatures: features).ToJsonLine());
                         continue;
                     case "paper":
                         record = LabelCompletionBenchmarks.Train(LabelCompletionModelSize.Paper, 2, 0.5, threadCount, steps: 3, warmup: 2, seed: seedValue, name: "paper", precision: mode);
