@@ -56,10 +56,10 @@ catch (Exception e) when (e is IOException or InvalidDataException or ArgumentEx
 static void Run(DownstreamOptions o)
 {
     var total = Stopwatch.StartNew();
-    torch.set_num_threads(o.Threads);
     // This program's main job is training, so it opts into the library's process-wide tuning (allocator, NNPACK), as the
     // lmae tool does; a library never does that on its own.
     LabelCompletionProcessTuning.Apply();
+    torch.set_num_threads(o.Threads);
     Directory.CreateDirectory(o.Output);
     var ml = new MLContext(seed: o.Seed);
     const byte Unknown = 255;
@@ -162,7 +162,7 @@ static void Run(DownstreamOptions o)
         + Invariant($"Segmenter: frozen ImageNet ResNet18 + decoder (1x1 projections of strides 8/16/32, 3x3 conv, bilinear upsampling), ")
         + Invariant($"Adam lr {o.LearningRate}, batch {o.BatchSize}, {o.Epochs} epochs")
         + (o.MinutesPerArm is double cap ? Invariant($" or {cap} minutes per arm, whichever comes first") : "")
-        + Invariant($", seed {o.Seed}, random flips; features computed once ({featureMinutes:F1} min). {o.Threads} threads. ")
+        + Invariant($", seed {o.Seed}, random flips; features computed once ({featureMinutes:F1} min). Threads: {o.Threads}. ")
         + "mIoU: full test images, all classes, void/unknown pixels ignored.";
     var (markdown, csv) = ArmResult.Tables(results, classNames, setup);
     File.WriteAllText(Path.Combine(o.Output, "results.md"), markdown);
