@@ -294,7 +294,7 @@ public sealed class Segmenter : IDisposable
                     rng.Shuffle(order);
                     batches.AddRange(order.Chunk(options.BatchSize));
                 }
-                rng.Shuffle(CollectionsMarshal(batches));
+                rng.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(batches));
                 double sum = 0;
                 int steps = 0;
                 foreach (var batch in batches)
@@ -374,8 +374,6 @@ public sealed class Segmenter : IDisposable
             for (int x = 0; x < w; x++) values[y * w + x] = label.Values[y * w + (w - 1 - x)];
         return new LabelMap(w, h, values);
     }
-
-    private static Span<int[]> CollectionsMarshal(List<int[]> list) => System.Runtime.InteropServices.CollectionsMarshal.AsSpan(list);
 
     /// <summary>Releases the decoder's weights.</summary>
     public void Dispose() => _decoder.Dispose();
