@@ -13,6 +13,22 @@ internal static class LmaeFlops
         => EncoderDecoder(config, height, width, visiblePatches) + Refinement(config, height, width)
             + ImageFeatures(config, height, width, patches: true, pixels: true);
 
+    /// <summary>Forward FLOPs of everything but the pixel refinement (embedding, encoder, supplement, decoder, head) for one input.</summary>
+    public static double EncoderDecoder(LmaeConfig config, int height, int width, int visiblePatches)
+    {
+        int p = config.PatchSize, c = config.NumberOfClasses;
+        double l = (double)(height / p) * (width / p), nv = visiblePatches;
+        double de = config.EncoderDimension, dd = config.DecoderDimension, r = config.MlpRatio;
+        double flops = 2 * nv * config.FusedChannels * p * p * de;                  // patch embedding (visible only)
+        flops += config.EncoderDepth * Block(nv, de, r);                            // encoder
+        flops += 2 * nv * de * dd;                                                  // encoder → decoder width
+        if (config.UseImagePatchSupplement)                                         // Image Patch Supplement (every position)
+            flops += 2 * l * (config.LabelPrior == LabelPriorMode.None ? 3 : 3 + c) * p * p * dd;
+        flops += config.DecoderDepth * Block(l, dd, r);                             // decoder
+        flops += 2 * l * dd * p * p * c;                                            // head
+        return flops;
+    }
+
     /// <summary>
     /// Forward FLOPs of the image features (<see cref="ImageFeatureBranch"/>) for one input: <see cref="Backbone"/> and
     /// <see cref="FeatureProjections"/>; 0 without image features.
