@@ -114,6 +114,14 @@ for (int i = 0; i < testSamples.Count; i++)
     SegmentationFiles.WriteOverlay(stem + ".4-truth.png", image, truth, classColours);
     SegmentationFiles.WriteConfidenceHeatMap(stem + ".5-confidence.png", completion.Confidence, image.Width, image.Height);
 }
+// One picture of the first scene, side by side: the image, its label with holes, the L-MAE completion, the confidence.
+string overviewPath = Path.Combine(output, "overview.png");
+string first = Path.Combine(results, "scene000");
+SegmentationFiles.WriteImage(overviewPath, SideBySide(
+[
+    testSamples[0].Image, SegmentationFiles.ReadImage(first + ".1-holes.png"), SegmentationFiles.ReadImage(first + ".2-lmae.png"),
+    SegmentationFiles.ReadImage(first + ".5-confidence.png"),
+]));
 
 // 7. The report.
 string Pct(double v) => double.IsNaN(v) ? "-" : v.ToString("F1", CultureInfo.InvariantCulture);
@@ -132,13 +140,31 @@ for (int c = 0; c < classes; c++)
     report.AppendLine($"| PA IoU {SyntheticScenes.ClassNames[c]} | {Pct(lmae.PredictAreaPerClassIntersectionOverUnion[c])} | {Pct(nearest.PredictAreaPerClassIntersectionOverUnion[c])} |");
 report.AppendLine().AppendLine($"Files in `completed/`, per scene: `.label.png` (completed label, palette PNG), overlays of the label with holes "
     + "(`.1-holes`), the L-MAE completion (`.2-lmae`), the NearestKnown fill (`.3-nearest-known`), the truth (`.4-truth`), and the "
-    + "L-MAE confidence (`.5-confidence`, blue low, red high). The data set is in `data/`, the model in `model.zip`.");
+    + "L-MAE confidence (`.5-confidence`, blue low, red high). `overview.png` shows the first scene's image, label with holes, "
+    + "completion and confidence side by side. The data set is in `data/`, the model in `model.zip`.");
 string reportPath = Path.Combine(output, "report.md");
 SegmentationFiles.WriteAtomically(reportPath, s => s.Write(Encoding.UTF8.GetBytes(report.ToString())));
 
 Console.WriteLine();
 Console.WriteLine(Invariant($"PA-mIoU at ratio {Ratio}: L-MAE {Pct(lmae.PredictAreaMeanIntersectionOverUnion)}, NearestKnown {Pct(nearest.PredictAreaMeanIntersectionOverUnion)}"));
 Console.WriteLine(Invariant($"done in {total.Elapsed.TotalSeconds:F0} s; results: {output}"));
+
+// Images of equal height side by side, 4 white pixels apart.
+static RgbImage SideBySide(IReadOnlyList<RgbImage> images)
+{
+    const int Gap = 4;
+    int height = images[0].Height, width = images.Sum(im => im.Width) + Gap * (images.Count - 1);
+    var pixels = new byte[width * height * 3];
+    Array.Fill(pixels, (byte)255);
+    int x0 = 0;
+    foreach (var image in images)
+    {
+        for (int y = 0; y < height; y++)
+            Array.Copy(image.Pixels, y * image.Width * 3, pixels, (y * width + x0) * 3, image.Width * 3);
+        x0 += image.Width + Gap;
+    }
+    return new RgbImage(width, height, pixels);
+}
 
 /// <summary>Prints one line per epoch from the trainer's <see cref="TrainingProgress"/> records (called on the training thread).</summary>
 internal sealed class EpochLines : IProgress<TrainingProgress>
@@ -151,3 +177,4 @@ internal sealed class EpochLines : IProgress<TrainingProgress>
         Console.WriteLine(Invariant($"  epoch {p.Epoch}/{p.Epochs}: loss {p.Loss:F4}, {p.ImagesPerSecond:F1} images/s, learning rate {p.LearningRate:G3}{validation}"));
     }
 }
+

@@ -44,13 +44,7 @@ internal sealed class ImageFeatureBranch : nn.Module
     public ResNet18Backbone Backbone => _backbone;
 
     /// <summary>Reads the ResNet18's weights from its ONNX file (<see cref="ResNet18Backbone.Load"/>); a new network's step.</summary>
-    public void LoadBackbone(string? modelPath = null)
-    {
-        using var loaded = ResNet18Backbone.Load(modelPath, stages: _config.BackboneStages);
-        using var guard = no_grad();
-        var source = loaded.state_dict();
-        foreach (var (name, target) in _backbone.state_dict()) target.copy_(source[name]);
-    }
+    public void LoadBackbone(string? modelPath = null) => _backbone.LoadWeights(modelPath);
 
     /// <summary>
     /// The features of <paramref name="rgb"/> <c>[B, 3, H, W]</c> (normalised; <c>H</c>, <c>W</c> multiples of the patch

@@ -51,16 +51,27 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
     {
         if (stages is < 1 or > 4) throw new ArgumentOutOfRangeException(nameof(stages), stages, "ResNet18 has 1 to 4 stages.");
         _stages = stages;
-        _stem = nn.Conv2d(3, 64, 7, stride: 2);
-        var blocks = new List<BasicBlock>();
-        int input = 64;
-        for (int s = 0; s < stages; s++)
+        // The layers' random initialisation is overwritten with zeros below; the host's random sequence stays as it was.
+        using (var hostState = random.get_rng_state())
         {
-            int output = StageChannels[s];
-            for (int b = 0; b < StageBlocks[s]; b++) blocks.Add(new BasicBlock(b == 0 ? input : output, output, stride: s > 0 && b == 0 ? 2 : 1));
-            input = output;
+            try
+            {
+                _stem = nn.Conv2d(3, 64, 7, stride: 2);
+                var blocks = new List<BasicBlock>();
+                int input = 64;
+                for (int s = 0; s < stages; s++)
+                {
+                    int output = StageChannels[s];
+                    for (int b = 0; b < StageBlocks[s]; b++) blocks.Add(new BasicBlock(b == 0 ? input : output, output, stride: s > 0 && b == 0 ? 2 : 1));
+                    input = output;
+                }
+                _blocks = nn.ModuleList(blocks.ToArray());
+            }
+            finally
+            {
+                random.set_rng_state(hostState);
+            }
         }
-        _blocks = nn.ModuleList(blocks.ToArray());
         _inputScale = zeros(1, 3, 1, 1);
         _inputShift = zeros(1, 3, 1, 1);
         register_buffer("input_scale", _inputScale);
@@ -89,16 +100,10 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
     /// <exception cref="InvalidDataException">A file is not the ResNet18 graph this module reads (the message says what differs).</exception>
     public static ResNet18Backbone Load(string? modelPath = null, string? preprocessPath = null, int stages = 4)
     {
-        modelPath ??= DefaultModelPath;
-        preprocessPath ??= Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(modelPath)))!, "ResNetPrepOnnx", "ResNetPreprocess.onnx");
-        foreach (var file in new[] { modelPath, preprocessPath })
-            if (!File.Exists(file))
-                throw new FileNotFoundException($"'{file}' does not exist: the ImageNet ResNet18 comes from the NuGet package "
-                    + "Microsoft.ML.DnnImageFeaturizer.ResNet18 (its DnnImageModels folder is copied into the application's output folder).", file);
         var backbone = new ResNet18Backbone(stages);
         try
         {
-            backbone.ReadWeights(OnnxGraph.Read(modelPath), OnnxGraph.Read(preprocessPath), modelPath);
+            backbone.LoadWeights(modelPath, preprocessPath);
         }
         catch
         {
@@ -106,6 +111,23 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
             throw;
         }
         return backbone;
+    }
+
+    /// <summary>
+    /// Reads the weights of <paramref name="modelPath"/> (default <see cref="DefaultModelPath"/>) and the input mean of
+    /// <paramref name="preprocessPath"/> into this module (see <see cref="Load"/>).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">A file is missing (the message says which package provides it).</exception>
+    /// <exception cref="InvalidDataException">A file is not the ResNet18 graph this module reads (the message says what differs).</exception>
+    public void LoadWeights(string? modelPath = null, string? preprocessPath = null)
+    {
+        modelPath ??= DefaultModelPath;
+        preprocessPath ??= Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(modelPath)))!, "ResNetPrepOnnx", "ResNetPreprocess.onnx");
+        foreach (var file in new[] { modelPath, preprocessPath })
+            if (!File.Exists(file))
+                throw new FileNotFoundException($"'{file}' does not exist: the ImageNet ResNet18 comes from the NuGet package "
+                    + "Microsoft.ML.DnnImageFeaturizer.ResNet18 (its DnnImageModels folder is copied into the application's output folder).", file);
+        ReadWeights(OnnxGraph.Read(modelPath), OnnxGraph.Read(preprocessPath), modelPath);
     }
 
     /// <summary>Freezes (<c>false</c>, the default) or unfreezes the weights.</summary>

@@ -323,7 +323,7 @@ public sealed class ModelTests
     [TestMethod]
     public void PixelRefinementStartsAsNoCorrectionAndSeesTheImage()
     {
-        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 8, DirectionalPrior = false };
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 8, DirectionalPrior = false, ImageFeatures = ImageFeatureInputs.None };
         using var refinement = new PixelRefinement(6, 8);
         using var features = randn(2, 16, 12, 12);
         Assert.AreEqual(0f, refinement.forward(features.narrow(1, 0, 6), features.narrow(1, 6, 10)).abs().max().item<float>(),

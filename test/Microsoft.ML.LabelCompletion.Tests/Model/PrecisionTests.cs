@@ -34,7 +34,7 @@ public sealed class PrecisionTests
                 using var loss = LmaeLoss.Compute(logits, targets, null);
                 loss.backward();
             }
-            gradients = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+            gradients = model.named_parameters().Where(p => p.parameter.requires_grad).ToDictionary(p => p.name, p => p.parameter.grad!.clone());
             return logits.detach();
         }
 
