@@ -34,6 +34,23 @@ public sealed class ArgumentErrorTests
         AssertOneLineError(CliRunner.Run("train", "--data", ".", "--format", "pairs", "--out", "m.zip", "--epochs", "many"), LmaeCli.UsageError, "many");
 
     [TestMethod]
+    public void UnknownImageFeaturePlacement_IsOneLine()
+    {
+        using var data = new SyntheticPairs(3, ("train", 2, false));
+        AssertOneLineError(CliRunner.Run("train", "--data", data.Root, "--format", "pairs", "--out", Path.Combine(data.Root, "m.zip"), "--image-features", "encoder,decoder"),
+            LmaeCli.Failure, "'decoder' is not one of all, none, encoder, supplement, refinement");
+    }
+
+    [TestMethod]
+    public void ImageFeaturePlacementsCombine()
+    {
+        Assert.AreEqual(ImageFeatureInputs.EncoderTokens | ImageFeatureInputs.PixelRefinement, Commands.TrainCommand.ParseImageFeatures("encoder, refinement"));
+        Assert.AreEqual(ImageFeatureInputs.All, Commands.TrainCommand.ParseImageFeatures("ALL"));
+        Assert.AreEqual(ImageFeatureInputs.None, Commands.TrainCommand.ParseImageFeatures("none"));
+        Assert.AreEqual(ImageFeatureInputs.PatchSupplement, Commands.TrainCommand.ParseImageFeatures("supplement"));
+    }
+
+    [TestMethod]
     public void MissingDataFolder_IsOneLine()
     {
         string missing = Path.Combine(Path.GetTempPath(), "lmae-no-such-folder-" + Guid.NewGuid().ToString("N"));
