@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Reproduces the CamVid results table of README.md: trains the default L-MAE (Small) on CamVid train with val for
 # validation, evaluates the val and test splits at mask ratios 0.5 and 0.6 against the NearestKnown and ImageOnly
-# baselines, runs the speed benchmarks (with lmae's process tuning and with the library's defaults), and writes the
-# tables with the machine they came from.
+# baselines, runs the speed benchmarks (with lmae's process tuning, without the image features, and with the library's
+# defaults), and writes the tables with the machine they came from.
 #
 #   build/reproduce-camvid.sh DATA_DIR [OUT_DIR] [--minutes M] [--epochs N] [--threads N] [--bench-threads N]
-#                             [--limit N] [--repeats N]
+#                             [--limit N] [--repeats N] [--from STAGE]
 #
 #   DATA_DIR         CamVid in the SegNet tutorial layout: train/ trainannot/ val/ valannot/ test/ testannot/
 #   OUT_DIR          where everything goes (default artifacts/reproduce-camvid); existing results are overwritten
@@ -16,24 +16,27 @@
 #   --limit N        evaluate only the first N images of each split: a smoke test, NOT the protocol's numbers
 #                    (results.md says so)
 #   --repeats N      timed repeats of the benchmarks (default 10)
+#   --from STAGE     start at train (default), evaluate, bench or tables, reusing what OUT_DIR holds from the earlier
+#                    stages (machine.json keeps the first stage's machine and commit, and lists each later start)
 #
 # Needs the .NET 10 SDK, git and python3 (standard library only). Writes into OUT_DIR:
 #   machine.json                 date (UTC), git commit, CPU model and flags, cores, memory, .NET SDK, the options used
 #   camvid-small.zip             the trained model; .curves.csv/.curves.png its training curves; train.log
 #   eval-val/, eval-test/        metrics.json, confusion-matrices.json, per_class_pa_iou_r0.5.png/_r0.6.png; evaluate-*.log
 #   bench.jsonl                  lmae bench --only matmul,train,infer (with lmae's process tuning)
+#   bench-no-image-features.jsonl the same with --image-features none (the cost of the ImageNet features)
 #   bench-library-defaults.jsonl the same with --library-defaults (the library as an application gets it)
 #   results.csv, speed.csv       the tables, one row per (split, ratio, method) and per benchmark line
 #   results.md                   the tables as README.md shows them, with machine, date, commit and commands
 set -euo pipefail
 
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
 case "$1" in -h|--help) usage ;; esac
 data=$1; shift
 out=artifacts/reproduce-camvid
 if [ $# -ge 1 ] && [ "${1#--}" = "$1" ]; then out=$1; shift; fi
-minutes=60; epochs=200; threads=$(nproc); bench_threads=2; limit=""; repeats=10
+minutes=60; epochs=200; threads=$(nproc); bench_threads=2; limit=""; repeats=10; from=train
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=$2; shift 2 ;;
@@ -42,10 +45,13 @@ while [ $# -gt 0 ]; do
     --bench-threads) bench_threads=$2; shift 2 ;;
     --limit) limit=$2; shift 2 ;;
     --repeats) repeats=$2; shift 2 ;;
+    --from) from=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "reproduce-camvid.sh: unknown option '$1'" >&2; usage ;;
   esac
 done
+case "$from" in train) stage=0 ;; evaluate) stage=1 ;; bench) stage=2 ;; tables) stage=3 ;;
+  *) echo "reproduce-camvid.sh: --from takes train, evaluate, bench or tables, not '$from'" >&2; exit 2 ;; esac
 for d in train trainannot val valannot test testannot; do
   [ -d "$data/$d" ] || { echo "reproduce-camvid.sh: $data has no $d/ folder; expected the SegNet tutorial's CamVid layout (README.md, Data sets)." >&2; exit 1; }
 done
@@ -62,9 +68,9 @@ lmae=("$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae")
 [ -x "${lmae[0]}" ] || lmae=(dotnet "$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae.dll")
 
 echo "== machine"
-python3 - "$out/machine.json" "$repo" "$data" "$minutes" "$epochs" "$threads" "$bench_threads" "${limit:-}" "$repeats" <<'EOF'
+python3 - "$out/machine.json" "$repo" "$data" "$minutes" "$epochs" "$threads" "$bench_threads" "${limit:-}" "$repeats" "$from" <<'EOF'
 import json, os, platform, subprocess, sys, datetime
-path, repo, data, minutes, epochs, threads, bench_threads, limit, repeats = sys.argv[1:]
+path, repo, data, minutes, epochs, threads, bench_threads, limit, repeats, start = sys.argv[1:]
 def run(*args):
     try: return subprocess.run(args, cwd=repo, capture_output=True, text=True).stdout.strip()
     except OSError: return ""
@@ -93,18 +99,26 @@ info = {
     "options": {"minutes": float(minutes), "epochs": int(epochs), "threads": int(threads), "bench_threads": int(bench_threads),
                 "limit": int(limit) if limit else None, "repeats": int(repeats)},
 }
-json.dump(info, open(path, "w"), indent=2)
+if start != "train" and os.path.exists(path):
+    first = json.load(open(path))
+    first.setdefault("later_starts", []).append({"from": start, **{k: info[k] for k in ("date_utc", "git_commit", "git_dirty", "cpu_model", "load_average_at_start")},
+                                                 "options": info["options"]})
+    json.dump(first, open(path, "w"), indent=2)
+else:
+    json.dump(info, open(path, "w"), indent=2)
 print(f"{info['cpu_model']}, {info['logical_cores']} cores, commit {info['git_commit'][:12]}{' (uncommitted changes)' if info['git_dirty'] else ''}")
 EOF
 
+if [ $stage -le 0 ]; then
 echo "== training (budget $minutes min)"
 train_cmd=(train --data "$data" --format camvid --val "$data" --out "$out/camvid-small.zip" --config Small
            --epochs "$epochs" --minutes "$minutes" --threads "$threads" --seed 1)
 printf '%s\n' "lmae ${train_cmd[*]}" > "$out/commands.txt"
 rm -f "$out/camvid-small.zip"
 "${lmae[@]}" "${train_cmd[@]}" 2>&1 | tee "$out/train.log"
+fi
 
-for split in val test; do
+[ $stage -le 1 ] && for split in val test; do
   echo "== evaluating $split"
   eval_cmd=(evaluate --model "$out/camvid-small.zip" --data "$data" --format camvid --split "$split" --ratios 0.5,0.6
             --baselines --out "$out/eval-$split" --threads "$threads" --force)
@@ -113,11 +127,14 @@ for split in val test; do
   "${lmae[@]}" "${eval_cmd[@]}" 2>&1 | tee "$out/evaluate-$split.log"
 done
 
+if [ $stage -le 2 ]; then
 echo "== benchmarks"
 bench_cmd=(bench --only matmul,train,infer --threads "$bench_threads" --repeats "$repeats")
-printf '%s\n' "lmae ${bench_cmd[*]}" "lmae ${bench_cmd[*]} --library-defaults" >> "$out/commands.txt"
+printf '%s\n' "lmae ${bench_cmd[*]}" "lmae ${bench_cmd[*]} --image-features none" "lmae ${bench_cmd[*]} --library-defaults" >> "$out/commands.txt"
 "${lmae[@]}" "${bench_cmd[@]}" | tee "$out/bench.jsonl"
+"${lmae[@]}" "${bench_cmd[@]}" --image-features none | tee "$out/bench-no-image-features.jsonl"
 "${lmae[@]}" "${bench_cmd[@]}" --library-defaults | tee "$out/bench-library-defaults.jsonl"
+fi
 
 echo "== tables"
 python3 - "$out" <<'EOF'
@@ -137,7 +154,9 @@ with open(os.path.join(out, "results.csv"), "w", newline="") as f:
     w = csv.DictWriter(f, fieldnames=keys); w.writeheader(); w.writerows(rows)
 
 speed = []
-for name, setting in (("bench.jsonl", "lmae (process tuning)"), ("bench-library-defaults.jsonl", "library defaults")):
+for name, setting in (("bench.jsonl", "lmae (process tuning)"), ("bench-no-image-features.jsonl", "lmae, without image features"),
+                      ("bench-library-defaults.jsonl", "library defaults")):
+    if not os.path.exists(os.path.join(out, name)): continue
     for line in open(os.path.join(out, name)):
         line = line.strip()
         if not line.startswith("{"): continue
@@ -172,6 +191,13 @@ for split in ("val", "test"):
         by = {r["method"]: r for r in rows if r["split"] == split and r["ratio"] == ratio}
         images = next(iter(by.values()))["images"]
         md.append(f"| {split} | {images} | {ratio} | " + " | ".join(num(by.get(k, {}).get("pa_miou")) for k in ("LMAE", "NearestKnown", "ImageOnly")) + " |")
+names = [k[len("pa_iou_"):] for k in keys if k.startswith("pa_iou_")]
+if names:
+    md += ["", "PA IoU per class (the hidden pixels of each class):", "",
+           "| split | ratio | method | " + " | ".join(names) + " |", "|---|---|---|" + "---|" * len(names)]
+    for r in rows:
+        if r["method"] == "ImageOnly": continue
+        md.append(f"| {r['split']} | {r['ratio']} | {r['method']} | " + " | ".join(num(r.get('pa_iou_' + n), 1) for n in names) + " |")
 md += ["", "Speed (`speed.csv`; FP32, Small, ms per image: training a 224x224 crop at batch 8, completing a 480x360 image):", "",
        "| setting | benchmark | batch | ms per image | GFLOP/s | share of matmul | peak RSS (MB) |", "|---|---|---|---|---|---|---|"]
 for s in speed:
