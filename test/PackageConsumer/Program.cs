@@ -60,6 +60,8 @@ try
             // Complete random patches of the complete labels, so that Evaluate has a predicted area to score.
             MaskSelector = MaskSelectorMode.Random,
             InferenceMaskRatio = 0.5f,
+            // The ImageNet ResNet18's ONNX files come from a package this consumer does not download (README.md, Install).
+            ImageFeatures = ImageFeatureInputs.None,
         };
         using var model = ml.Transforms.CompleteLabels(options).Fit(data);
         var completed = model.Transform(data);

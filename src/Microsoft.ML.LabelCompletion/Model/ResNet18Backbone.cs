@@ -86,10 +86,24 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
     public int Stages => _stages;
 
     /// <summary>
-    /// The default location of the package's ONNX file: <see cref="RelativeModelPath"/> under the application's base
-    /// directory, where the package's build logic copies it.
+    /// The default location of the ONNX file: <see cref="RelativeModelPath"/> under the application's base directory (where
+    /// the build logic of this library copies it when the application downloads the package
+    /// <c>Microsoft.ML.DnnImageFeaturizer.ResNet18</c> 0.24.0), else the package's folder in the NuGet global packages
+    /// folder (<c>NUGET_PACKAGES</c>, or <c>.nuget/packages</c> in the user's home) if it is there; the first path when
+    /// neither exists.
     /// </summary>
-    public static string DefaultModelPath => Path.Combine(AppContext.BaseDirectory, RelativeModelPath);
+    public static string DefaultModelPath
+    {
+        get
+        {
+            string local = Path.Combine(AppContext.BaseDirectory, RelativeModelPath);
+            if (File.Exists(local)) return local;
+            string packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } root ? root
+                : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+            string cached = Path.Combine(packages, "microsoft.ml.dnnimagefeaturizer.resnet18", "0.24.0", "tools", RelativeModelPath);
+            return File.Exists(cached) ? cached : local;
+        }
+    }
 
     /// <summary>
     /// Builds the backbone with <paramref name="stages"/> stages and the weights of <paramref name="modelPath"/> (default
@@ -125,8 +139,10 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
         preprocessPath ??= Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(modelPath)))!, "ResNetPrepOnnx", "ResNetPreprocess.onnx");
         foreach (var file in new[] { modelPath, preprocessPath })
             if (!File.Exists(file))
-                throw new FileNotFoundException($"'{file}' does not exist: the ImageNet ResNet18 comes from the NuGet package "
-                    + "Microsoft.ML.DnnImageFeaturizer.ResNet18 (its DnnImageModels folder is copied into the application's output folder).", file);
+                throw new FileNotFoundException($"'{file}' does not exist: the ImageNet ResNet18 of the image features comes from the NuGet "
+                    + "package Microsoft.ML.DnnImageFeaturizer.ResNet18 0.24.0; add <PackageDownload Include=\"Microsoft.ML.DnnImageFeaturizer.ResNet18\" "
+                    + "Version=\"[0.24.0]\" /> to the project (its DnnImageModels folder is then copied into the output folder), "
+                    + "or train with LabelCompletionOptions.ImageFeatures = ImageFeatureInputs.None.", file);
         ReadWeights(OnnxGraph.Read(modelPath), OnnxGraph.Read(preprocessPath), modelPath);
     }
 
