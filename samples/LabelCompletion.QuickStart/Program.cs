@@ -114,13 +114,15 @@ for (int i = 0; i < testSamples.Count; i++)
     SegmentationFiles.WriteOverlay(stem + ".4-truth.png", image, truth, classColours);
     SegmentationFiles.WriteConfidenceHeatMap(stem + ".5-confidence.png", completion.Confidence, image.Width, image.Height);
 }
-// One picture of the first scene, side by side: the image, its label with holes, the L-MAE completion, the confidence.
+// One picture of the test scene with the most classes, side by side: the image, its label with holes (unknown pixels dark
+// grey), the L-MAE completion, and the completion's confidence (blue low, red high).
+int shown = Enumerable.Range(0, testSamples.Count).MaxBy(i => testSamples[i].Label.Values.Where(v => v < classes).Distinct().Count());
 string overviewPath = Path.Combine(output, "overview.png");
-string first = Path.Combine(results, "scene000");
+var shownMasked = protocol.Mask(shown, testSamples[shown].Label).Masked;
 SegmentationFiles.WriteImage(overviewPath, SideBySide(
 [
-    testSamples[0].Image, SegmentationFiles.ReadImage(first + ".1-holes.png"), SegmentationFiles.ReadImage(first + ".2-lmae.png"),
-    SegmentationFiles.ReadImage(first + ".5-confidence.png"),
+    testSamples[shown].Image, Colours(shownMasked, classColours), Colours(model.Complete(testSamples[shown].Image, shownMasked).Completed, classColours),
+    SegmentationFiles.ReadImage(Path.Combine(results, $"scene{shown:D3}.5-confidence.png")),
 ]));
 
 // 7. The report.
@@ -140,14 +142,26 @@ for (int c = 0; c < classes; c++)
     report.AppendLine($"| PA IoU {SyntheticScenes.ClassNames[c]} | {Pct(lmae.PredictAreaPerClassIntersectionOverUnion[c])} | {Pct(nearest.PredictAreaPerClassIntersectionOverUnion[c])} |");
 report.AppendLine().AppendLine($"Files in `completed/`, per scene: `.label.png` (completed label, palette PNG), overlays of the label with holes "
     + "(`.1-holes`), the L-MAE completion (`.2-lmae`), the NearestKnown fill (`.3-nearest-known`), the truth (`.4-truth`), and the "
-    + "L-MAE confidence (`.5-confidence`, blue low, red high). `overview.png` shows the first scene's image, label with holes, "
-    + "completion and confidence side by side. The data set is in `data/`, the model in `model.zip`.");
+    + "L-MAE confidence (`.5-confidence`, blue low, red high). `overview.png` shows one scene's image, label with holes (unknown "
+    + "dark grey), completion and confidence side by side. The data set is in `data/`, the model in `model.zip`.");
 string reportPath = Path.Combine(output, "report.md");
 SegmentationFiles.WriteAtomically(reportPath, s => s.Write(Encoding.UTF8.GetBytes(report.ToString())));
 
 Console.WriteLine();
 Console.WriteLine(Invariant($"PA-mIoU at ratio {Ratio}: L-MAE {Pct(lmae.PredictAreaMeanIntersectionOverUnion)}, NearestKnown {Pct(nearest.PredictAreaMeanIntersectionOverUnion)}"));
 Console.WriteLine(Invariant($"done in {total.Elapsed.TotalSeconds:F0} s; results: {output}"));
+
+// A label map in its class colours; unknown pixels dark grey.
+static RgbImage Colours(LabelMap label, byte[] classColours)
+{
+    var pixels = new byte[label.Values.Length * 3];
+    for (int i = 0; i < label.Values.Length; i++)
+    {
+        int v = label.Values[i];
+        for (int c = 0; c < 3; c++) pixels[3 * i + c] = 3 * v + c < classColours.Length ? classColours[3 * v + c] : (byte)48;
+    }
+    return new RgbImage(label.Width, label.Height, pixels);
+}
 
 // Images of equal height side by side, 4 white pixels apart.
 static RgbImage SideBySide(IReadOnlyList<RgbImage> images)
