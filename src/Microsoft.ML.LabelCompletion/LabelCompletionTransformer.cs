@@ -206,7 +206,9 @@ public sealed class LabelCompletionTransformer : RowToRowTransformerBase, ITrans
                 _ => throw new InvalidOperationException($"Unknown mask selector {_options.MaskSelector}."),
             };
         }
-        var results = _engine.Complete(batch, masks, _options.CancellationToken, precision: _options.Precision);
+        // The Unknown selector masks a patch for its unknown pixels: its known pixels stay the user's labels.
+        var results = _engine.Complete(batch, masks, _options.CancellationToken, precision: _options.Precision,
+            keepKnownLabels: _options.MaskSelector == MaskSelectorMode.Unknown);
         if (results.Count != batch.Count)
             throw new InvalidOperationException($"The network returned {results.Count} results for {batch.Count} images.");
         for (int i = 0; i < results.Count; i++)

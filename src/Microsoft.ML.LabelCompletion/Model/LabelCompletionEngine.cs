@@ -159,8 +159,9 @@ internal sealed class LabelCompletionEngine : IDisposable
 
     /// <summary>Completes a batch of images with the network: <see cref="LabelMaskAutoEncoder.Complete"/>.</summary>
     public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks,
-        CancellationToken cancellationToken = default, LabelCompletionPrecision precision = LabelCompletionPrecision.Float32)
-        => _model.Complete(batch, patchMasks, precision, cancellationToken);
+        CancellationToken cancellationToken = default, LabelCompletionPrecision precision = LabelCompletionPrecision.Float32,
+        bool keepKnownLabels = false)
+        => _model.Complete(batch, patchMasks, precision, cancellationToken, keepKnownLabels);
 
     /// <summary>Writes the weights (TorchSharp state dict format) to <paramref name="writer"/>; the config is saved by the caller.</summary>
     public void SaveWeights(BinaryWriter writer) => _model.save(writer);

@@ -318,10 +318,13 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
 
     /// <summary>
     /// Completes a batch of images. <paramref name="patchMasks"/>[i] is the Mask Selector's choice for image i on the grid of
-    /// <see cref="LmaeConfig.PatchSize"/> (see <see cref="MaskSelector"/>). Hidden means hidden, whatever the selector: the
-    /// label pixels of a masked patch are removed before any input is derived from the label (the input label, the label
-    /// prior, the directional planes), and every pixel of a masked patch, like every unknown pixel, takes the network's
-    /// prediction; the other pixels keep the input. In four steps:
+    /// <see cref="LmaeConfig.PatchSize"/> (see <see cref="MaskSelector"/>). Hidden means hidden: the label pixels of a
+    /// masked patch are removed before any input is derived from the label (the input label, the label prior, the
+    /// directional planes), and every pixel of a masked patch, like every unknown pixel, takes the network's prediction; the
+    /// other pixels keep the input. With <paramref name="keepKnownLabels"/> (the Unknown selector: a patch is masked because
+    /// it holds an unknown pixel, and its known pixels are the user's labels, not a question) masked patches stay out of the
+    /// encoder, but their known pixels feed the label prior and the directional planes and keep their value; only unknown
+    /// pixels take the network's prediction. In four steps:
     /// <see cref="PrepareImages"/> (pad, hide, priors, windows), <see cref="DecoderLogits"/> (windows of the training size
     /// through encoder and decoder, logits averaged where windows overlap), then per image <see cref="RefineAndDecide"/>
     /// (the refinement once over the whole image: a convolution needs no windows, which saves the refinement's repeated
@@ -329,9 +332,10 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// Runs under no_grad/eval, in <paramref name="precision"/> (<see cref="Autocast"/>); safe to call from several threads.
     /// </summary>
     public IReadOnlyList<CompletionResult> Complete(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks,
-        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, CancellationToken cancellationToken = default)
+        LabelCompletionPrecision precision = LabelCompletionPrecision.Float32, CancellationToken cancellationToken = default,
+        bool keepKnownLabels = false)
     {
-        var images = PrepareImages(batch, patchMasks, cancellationToken);
+        var images = PrepareImages(batch, patchMasks, cancellationToken, keepKnownLabels);
         var results = new CompletionResult[batch.Count];
         using (NewDisposeScope())
         using (no_grad())
@@ -343,7 +347,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
             for (int i = 0; i < images.Length; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                results[i] = RefineAndDecide(batch[i], images[i], tensors[i], logits[i]);
+                results[i] = RefineAndDecide(batch[i], images[i], tensors[i], logits[i], keepKnownLabels);
             }
         }
         return results;
@@ -358,7 +362,8 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// (the first bad row is the one named); then the images in parallel, with as many threads as libtorch's, and within an
     /// image its two priors side by side (measured with <c>lmae bench --only infer</c>: docs/decisions.md, Speed).
     /// </summary>
-    internal PaddedImage[] PrepareImages(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks, CancellationToken cancellationToken)
+    internal PaddedImage[] PrepareImages(IReadOnlyList<SegmentationExample> batch, IReadOnlyList<bool[]> patchMasks, CancellationToken cancellationToken,
+        bool keepKnownLabels = false)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(patchMasks);
@@ -381,7 +386,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
                 var (rows, columns) = MaskSelector.Grid(example.Image.Width, example.Image.Height, p);
                 int pw = columns * p, ph = rows * p;
                 var (image, label) = WindowBatch.Crop(example.Image, example.Label, 0, 0, pw, ph, _config.UnknownLabel);
-                var whole = WindowBatch.Prepare(image, label, patchMasks[i], _config, target: null, example.Source, parallel);
+                var whole = WindowBatch.Prepare(image, label, patchMasks[i], _config, target: null, example.Source, parallel, keepKnownLabels);
                 int ww = Math.Min(t, pw), wh = Math.Min(t, ph);
                 var windows = new List<(int X, int Y, int Width, int Height, bool[] PatchMask)>();
                 foreach (int y in WindowBatch.WindowStarts(ph, wh, _config.WindowOverlap, p))
@@ -438,7 +443,8 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// tensors: the network's class where the input is unknown or in a masked patch, the input label elsewhere; the
     /// completion mask marks exactly the pixels whose value came from the network.
     /// </summary>
-    internal CompletionResult RefineAndDecide(SegmentationExample example, PaddedImage image, ImageTensors tensors, Tensor logits)
+    internal CompletionResult RefineAndDecide(SegmentationExample example, PaddedImage image, ImageTensors tensors, Tensor logits,
+        bool keepKnownLabels = false)
     {
         using var scope = NewDisposeScope();
         var whole = image.Whole;
@@ -446,7 +452,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         using var probabilities = probability.to(CPU).contiguous();
         using var classes = best.to(ScalarType.Byte).to(CPU).contiguous();
         return Decide(example, whole.Width, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes),
-            classes.bytes, whole.PatchMask);
+            classes.bytes, whole.PatchMask, keepKnownLabels);
     }
 
     /// <summary>
@@ -498,7 +504,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     }
 
     private CompletionResult Decide(SegmentationExample example, int paddedWidth, ReadOnlySpan<float> probability, ReadOnlySpan<byte> best,
-        bool[] patchMask)
+        bool[] patchMask, bool keepKnownLabels)
     {
         int w = example.Image.Width, h = example.Image.Height, p = _config.PatchSize, columns = paddedWidth / p;
         byte unknown = _config.UnknownLabel;
@@ -512,7 +518,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
             {
                 int i = y * w + x, j = y * paddedWidth + x;
                 byte input = example.Label.Values[i];
-                bool predict = input == unknown || patchMask[row + x / p];
+                bool predict = input == unknown || (!keepKnownLabels && patchMask[row + x / p]);
                 completionMask[i] = predict;
                 values[i] = predict ? best[j] : input;
                 confidence[i] = predict ? probability[j] : 1f;

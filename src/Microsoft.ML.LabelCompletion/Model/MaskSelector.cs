@@ -5,13 +5,16 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// <summary>How the Mask Selector (paper §3.2) chooses the patches whose label is hidden and reconstructed.</summary>
 public enum MaskSelectorMode
 {
-    /// <summary>Mask every patch that holds at least one unknown pixel (real use: complete the holes).</summary>
+    /// <summary>
+    /// Mask every patch that holds at least one unknown pixel (real use: complete the holes). Only the unknown pixels are
+    /// predicted: the known pixels of a masked patch keep their label and feed the label prior.
+    /// </summary>
     Unknown = 0,
 
-    /// <summary>Mask the top <c>floor(L*m)</c> patches by share of a background class, ties broken by patch index (paper §3.2).</summary>
+    /// <summary>Mask the top <c>floor(L*m)</c> patches by share of a background class, ties broken by patch index (paper §3.2); every pixel of a masked patch is hidden from the inputs and predicted.</summary>
     Background = 1,
 
-    /// <summary>Mask <c>floor(L*m)</c> patches chosen at random, reproducibly per image from a seed (evaluation protocol).</summary>
+    /// <summary>Mask <c>floor(L*m)</c> patches chosen at random, reproducibly per image from a seed (evaluation protocol); every pixel of a masked patch is hidden from the inputs and predicted.</summary>
     Random = 2,
 }
 

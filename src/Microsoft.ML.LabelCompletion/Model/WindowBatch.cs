@@ -260,16 +260,20 @@ internal static class WindowBatch
     /// The one input preparation of training crops, validation crops and completion images (sizes multiples of the patch
     /// size): the masked patches of <paramref name="label"/> are hidden before anything is derived from it, then the label
     /// prior (<see cref="NearestKnownFill"/>) and the <see cref="DirectionalFill"/> planes are computed from what is left;
-    /// with <paramref name="parallel"/>, the two side by side.
+    /// with <paramref name="parallel"/>, the two side by side. With <paramref name="keepKnownLabels"/> (completion with the
+    /// Unknown selector, whose masked patches are masked for holding unknown pixels, not to hide their known ones) the
+    /// priors read every known pixel of <paramref name="label"/>; the encoder still sees only the visible patches.
     /// </summary>
     public static WindowSample Prepare(RgbImage image, LabelMap label, bool[] patchMask, LmaeConfig config, byte[]? target, string source,
-        ParallelOptions? parallel = null)
+        ParallelOptions? parallel = null, bool keepKnownLabels = false)
     {
         byte unknown = config.UnknownLabel;
         var input = MaskSelector.Apply(label, patchMask, config.PatchSize, unknown);
+        // The priors read what is known: the masked input, or with keepKnownLabels the whole label (see Complete).
+        var known = keepKnownLabels ? label : input;
         byte[]? prior = null, directional = null;
-        void Prior() => prior = config.LabelPrior == LabelPriorMode.None ? null : NearestKnownFill.Fill(input, unknown).Values;
-        void Directional() => directional = config.DirectionalPrior ? DirectionalFill.Compute(input.Values, input.Width, input.Height, unknown) : null;
+        void Prior() => prior = config.LabelPrior == LabelPriorMode.None ? null : NearestKnownFill.Fill(known, unknown).Values;
+        void Directional() => directional = config.DirectionalPrior ? DirectionalFill.Compute(known.Values, known.Width, known.Height, unknown) : null;
         if (parallel is null)
         {
             Prior();

@@ -208,8 +208,8 @@ public sealed class ModelFileTests
     {
         // lmae-format4.zip holds the weights of lmae-format2.zip (byte for byte, saved by the library at commit 4330339) and
         // its settings with the network fields explicit. The expected outputs on the two 16x16 scenes with unknown pixels
-        // (v2-label*.bin) are those of the Unknown selector with the hidden patches hidden from every input (their known
-        // pixels re-predicted too).
+        // (v2-label*.bin) are those of the Unknown selector: the patches that hold unknown pixels masked for the encoder, their
+        // known pixels kept in the label prior and in the output.
         string folder = Path.Combine(AppContext.BaseDirectory, "Reliability", "Fixtures");
         var ml = new MLContext(seed: 1);
         using var model = (LabelCompletionTransformer)ml.Model.Load(Path.Combine(folder, "lmae-format4.zip"), out _);

@@ -53,21 +53,21 @@ public sealed class PropertyTests
     }
 
     [TestMethod]
-    public void Completion_KeepsEveryKnownPixelOutsideHiddenPatches_AndPredictsEveryHiddenOne()
+    public void Completion_KeepsEveryKnownPixel_AndPredictsEveryUnknownOne()
     {
         var options = new LabelCompletionOptions { NumberOfClasses = Classes, ModelSize = LabelCompletionModelSize.Tiny, TrainingSize = 16, NumberOfThreads = 1 };
         using var model = ModelFileTests.NewModel(new MLContext(seed: 1), options);
-        int p = model.Configuration.PatchSize;
         PartlyUnknownLabels.Sample(label =>
         {
             var result = model.Complete(ImageFor(label, label.Values.Length), label);
-            // The Unknown selector hides every patch that holds an unknown pixel: exactly those pixels come from the network.
-            var hidden = MaskSelector.ToPixelMask(MaskSelector.Unknown(label, p, Unknown), label.Width, label.Height, p);
+            // The Unknown selector masks every patch that holds an unknown pixel, but only the unknown pixels come from the
+            // network: the known pixels of those patches are the user's labels.
             for (int i = 0; i < label.Values.Length; i++)
             {
-                if (result.CompletionMask[i] != hidden[i]) return false;
-                if (!hidden[i] && result.Completed.Values[i] != label.Values[i]) return false;
-                if (hidden[i] && result.Completed.Values[i] >= Classes) return false;
+                bool unknown = label.Values[i] == Unknown;
+                if (result.CompletionMask[i] != unknown) return false;
+                if (!unknown && result.Completed.Values[i] != label.Values[i]) return false;
+                if (unknown && result.Completed.Values[i] >= Classes) return false;
                 if (!(result.Confidence[i] > 0 && result.Confidence[i] <= 1)) return false;
             }
             return true;
