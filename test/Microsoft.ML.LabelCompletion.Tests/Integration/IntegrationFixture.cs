@@ -21,6 +21,12 @@ internal static class IntegrationFixture
 
     public static LabelCompletionTransformer Model => _trained.Value.Model;
 
+    /// <summary>Deletes the shared data set's folder (and every <see cref="TempFile"/> in it) after the run.</summary>
+    public static void Cleanup()
+    {
+        if (_trained.IsValueCreated) _trained.Value.Data.Dispose();
+    }
+
     public static string TempFile(string extension)
         => Path.Combine(Data.Directory, Guid.NewGuid().ToString("N") + extension);
 

@@ -26,6 +26,26 @@ public sealed class PersistenceTests
     }
 
     [TestMethod]
+    public void SavedModelWithImageFeatures_LoadsInAnotherProcess_WithBitIdenticalOutputs()
+    {
+        var ml = new MLContext(seed: 2);
+        var data = IntegrationFixture.Data.ImageData(ml);
+        var options = SyntheticSegmentationData.TinyOptions();
+        options.ImageFeatures = ImageFeatureInputs.All;
+        using var model = ml.Transforms.CompleteLabels(options).Fit(data);
+        string zip = IntegrationFixture.TempFile(".zip");
+        ml.Model.Save(model, data.Schema, zip);
+        Assert.IsTrue(new FileInfo(zip).Length > 10 << 20, "the ResNet18's weights are saved with the model");
+
+        string expected = IntegrationFixture.TempFile(".bin");
+        OutputWriter.Write(model.Transform(data), expected);
+        string actual = IntegrationFixture.TempFile(".bin");
+        var (exit, _, stderr) = IntegrationFixture.RunModelLoader(zip, "images", actual);
+        Assert.AreEqual(0, exit, stderr);
+        CollectionAssert.AreEqual(File.ReadAllBytes(expected), File.ReadAllBytes(actual), "outputs differ between the processes");
+    }
+
+    [TestMethod]
     public void SavedChain_LoadImagesCopyCompleteCopy_LoadsInAnotherProcess_WithBitIdenticalOutputs()
     {
         var data = IntegrationFixture.Data;

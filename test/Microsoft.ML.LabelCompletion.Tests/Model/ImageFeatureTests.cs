@@ -89,6 +89,7 @@ public sealed class ImageFeatureTests
     public void ImageFeaturesNeedAPowerOfTwoPatch()
     {
         var options = ModelTestData.TinyOptions();
+        options.ImageFeatures = ImageFeatureInputs.All;
         options.PatchSize = 12;
         options.TrainingSize = 48;
         var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(options.Validate);

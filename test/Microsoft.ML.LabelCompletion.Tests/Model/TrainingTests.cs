@@ -124,7 +124,10 @@ public sealed class TrainingTests
         // A training step runs the pixel refinement over a few images at a time (memory) and back-propagates the decoder once:
         // the loss and every parameter's gradient must be those of one pass over the whole batch.
         manual_seed(2);
-        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions(11)) with { RefinementChannels = 16, DirectionalPrior = true };
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions(11)) with
+        {
+            RefinementChannels = 16, DirectionalPrior = true, ImageFeatures = ImageFeatureInputs.All,
+        };
         using var model = new LabelMaskAutoEncoder(config);
         using (no_grad())
             foreach (var parameter in model.parameters()) parameter.add_(randn_like(parameter).mul_(0.05));
