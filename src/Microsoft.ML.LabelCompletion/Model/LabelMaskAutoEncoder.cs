@@ -187,7 +187,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         var tokens = Autocast.Linear(_patchEmbed, visible).add(positions.gather(1, index.expand(-1, -1, de)), TorchScalars.One);
         if (features.Patches is { } patchFeatures
             && _imageFeatures!.ToEncoder(patchFeatures.gather(1, index.expand(-1, -1, patchFeatures.shape[2]))) is { } imageTokens)
-            tokens = tokens.add_(imageTokens);
+            tokens = tokens.add_(imageTokens, TorchScalars.One);
         return _encoder.forward(tokens, inputs.VisibleKeyMask).MoveToOuterDisposeScope();
     }
 
@@ -209,7 +209,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
             : Patches.Patchify(inputs.Rgb, p);
         var supplementTokens = _supplement.forward(supplementInput);
         if (features.Patches is { } patchFeatures && _imageFeatures!.ToSupplement(patchFeatures) is { } imageTokens)
-            supplementTokens = supplementTokens.add(imageTokens);
+            supplementTokens = supplementTokens.add(imageTokens, TorchScalars.One);
         var decoderTokens = cat([supplementTokens, zeros(b, 1, dd, device: latent.device)], 1);
         decoderTokens = decoderTokens.scatter(1, inputs.InsertIndex.unsqueeze(-1).expand(-1, -1, dd), latent).narrow(1, 0, l);
         decoderTokens = decoderTokens.add(Positions(inputs.Rows, inputs.Columns, dd, device: latent.device), TorchScalars.One);
@@ -306,7 +306,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         }
         // d(loss)/d(logits) is the cut logits' gradient: one backward through decoder and encoder (and the features' projection).
         var surrogate = logits.mul(cut.grad!).sum();
-        if (cutPixels?.grad is { } pixelGradient) surrogate = surrogate.add(features.Pixels!.mul(pixelGradient).sum());
+        if (cutPixels?.grad is { } pixelGradient) surrogate = surrogate.add(features.Pixels!.mul(pixelGradient).sum(), TorchScalars.One);
         surrogate.backward();
         return (float)total;
     }

@@ -170,7 +170,7 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
             throw new ArgumentException($"ResNet18 with {stages} stages takes [B, 3, H, W] images with H and W multiples of {stride}; "
                 + $"this one is [{string.Join(", ", rgb.shape)}].", nameof(rgb));
         using var scope = NewDisposeScope();
-        var x = rgb.mul(_inputScale).add_(_inputShift);
+        var x = rgb.mul(_inputScale).add_(_inputShift, TorchScalars.One);
         // Stem: 7x7/2 convolution padded (3 before, 2 after), ReLU, 3x3/2 max pooling padded (1 before, 0 after): after the
         // ReLU every value is >= 0, so zero padding equals the export's -inf padding of the pooling.
         x = Autocast.ToFloat32(Conv(x, _stem.weight!, _stem.bias, stride: 2, before: 3, after: 2)).relu_();
@@ -303,7 +303,7 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
             var y = Autocast.ToFloat32(Conv(x, First.weight!, First.bias, _stride, before: 1, after: _stride == 1 ? 1 : 0)).relu_();
             y = Autocast.ToFloat32(Conv(y, Second.weight!, Second.bias, 1, 1, 1));
             var identity = Shortcut is null ? x : Autocast.ToFloat32(Conv(x, Shortcut.weight!, Shortcut.bias, _stride, 0, 0));
-            return y.add_(identity).relu_().MoveToOuterDisposeScope();
+            return y.add_(identity, TorchScalars.One).relu_().MoveToOuterDisposeScope();
         }
     }
 }

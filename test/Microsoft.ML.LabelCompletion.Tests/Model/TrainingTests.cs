@@ -168,7 +168,7 @@ public sealed class TrainingTests
         // finalizer, possibly while libtorch reads them: "Unknown scalar type" or "Expected false to be true" at random.
         // The model, loss and optimizer pass only rooted or explicitly disposed Scalars; a thread forcing collections and
         // finalizers all the time must not break many steps of the hot path.
-        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 4 };
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { RefinementChannels = 4, ImageFeatures = ImageFeatureInputs.All };
         using var model = new LabelMaskAutoEncoder(config);
         using var optimizer = new AdamOptimizer(model.parameters(), 1e-3, weightDecay: 1e-4);
         using var weights = ones(6);
