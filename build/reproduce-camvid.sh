@@ -183,6 +183,8 @@ md = [f"# CamVid results ({'SMOKE TEST: first %d images per split, not the proto
       f"{machine['git_commit'][:12]}{' with uncommitted changes' if machine['git_dirty'] else ''}; training budget "
       f"{machine['options']['minutes']:g} min ({epochs or 'see train.log'}). CPU flags for speed: {speed_flags} (all flags in "
       f"`machine.json`){'; load average at start %.1f' % load[0] if load else ''}.", "",
+      *([("Stages started again (`--from`): " + "; ".join(f"{x['from']} at {x['date_utc']}, commit {x['git_commit'][:12]}"
+                                                      for x in machine["later_starts"]) + "."), ""] if machine.get("later_starts") else []),
       "Commands (`build/reproduce-camvid.sh`):", "", "```", *commands, "```", "",
       "PA-mIoU over the hidden pixels (random 16-pixel patches, seed 0); `results.csv` has every class.", "",
       "| split | images | ratio | L-MAE | NearestKnown | ImageOnly |", "|---|---|---|---|---|---|"]
