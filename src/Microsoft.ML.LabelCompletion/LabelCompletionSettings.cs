@@ -31,7 +31,8 @@ namespace Microsoft.ML.LabelCompletion;
 /// </list>
 /// A field added here is saved, copied, validated (add its bound to <see cref="Validate"/>) and part of the training run's
 /// identity (unless marked <c>NotInRunFingerprint</c>) without any other change; its default must reproduce the behaviour
-/// of models saved before it existed, which load with that default.
+/// of models saved before it existed, which load with that default, or the model format is raised and the older format
+/// loads with the old behaviour (<see cref="ImageFeatures"/>: format 4 loads with <see cref="ImageFeatureInputs.None"/>).
 /// </remarks>
 public abstract class LabelCompletionSettings
 {
