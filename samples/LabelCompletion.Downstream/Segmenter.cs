@@ -20,12 +20,6 @@ namespace LabelCompletion.Downstream;
 /// </summary>
 public sealed class FeatureCache : IDisposable
 {
-    /// <summary>ImageNet channel means (RGB, 0..1), the convention <see cref="ResNet18Backbone"/> expects.</summary>
-    public static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];
-
-    /// <summary>ImageNet channel standard deviations (RGB, 0..1).</summary>
-    public static readonly float[] ImageNetStd = [0.229f, 0.224f, 0.225f];
-
     private readonly Tensor[][] _features;        // [image][3]: stride 8, 16, 32; each [1, C, h, w]
     private readonly Tensor[][]? _flipped;
 
@@ -96,24 +90,12 @@ public sealed class FeatureCache : IDisposable
     /// </summary>
     public static Tensor ToPaddedTensor(RgbImage image, bool mirror = false)
     {
-        ArgumentNullException.ThrowIfNull(image);
-        image.Validate();
-        int w = image.Width, h = image.Height;
-        int pw = (w + 31) / 32 * 32, ph = (h + 31) / 32 * 32;
-        var values = new float[3 * ph * pw];   // zero = the ImageNet mean after normalisation
-        var pixels = image.Pixels;
-        for (int c = 0; c < 3; c++)
-        {
-            float mean = ImageNetMean[c], std = ImageNetStd[c];
-            int plane = c * ph * pw;
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++)
-                {
-                    int source = mirror ? w - 1 - x : x;
-                    values[plane + y * pw + x] = (pixels[3 * (y * w + source) + c] / 255f - mean) / std;
-                }
-        }
-        return tensor(values, [1, 3, ph, pw]);
+        using var scope = NewDisposeScope();
+        var input = ResNet18Backbone.Input(image);
+        if (mirror) input = input.flip(3);
+        long w = image.Width, h = image.Height;
+        // Zero padding is the ImageNet mean colour after normalisation.
+        return nn.functional.pad(input, [0, (w + 31) / 32 * 32 - w, 0, (h + 31) / 32 * 32 - h]).MoveToOuterDisposeScope();
     }
 
     /// <summary>Keeps stages 2 to 4 (strides 8, 16, 32) beyond the current dispose scope and drops the stride-4 output.</summary>

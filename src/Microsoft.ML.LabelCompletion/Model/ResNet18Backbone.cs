@@ -1,3 +1,4 @@
+using Microsoft.ML.LabelCompletion.Data;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,8 +14,8 @@ namespace Microsoft.ML.LabelCompletion.Model;
 /// equal ONNX Runtime's on the same graph (a test compares them).
 /// </summary>
 /// <remarks>
-/// Input: images in the convention of <see cref="StackFusion.ImageNetMean"/> / <see cref="StackFusion.ImageNetStd"/>
-/// (RGB on 0..1, minus the ImageNet mean, divided by the standard deviation), <c>[B, 3, H, W]</c>. The module converts them
+/// Input: images in the ImageNet convention (RGB on 0..1, minus the mean 0.485, 0.456, 0.406, divided by the standard
+/// deviation 0.229, 0.224, 0.225), <c>[B, 3, H, W]</c>, as <see cref="Input"/> makes them from an <see cref="RgbImage"/>. The module converts them
 /// to the export's input (BGR on 0..255 minus the per-channel mean of the package's mean image,
 /// <c>ResNetPrepOnnx/ResNetPreprocess.onnx</c>) itself. Parameters are frozen (<c>requires_grad</c> false) unless
 /// <see cref="SetTrainable"/> is called. Height and width must be multiples of the last stage's stride (the export's
@@ -144,6 +145,18 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
                     + "Version=\"[0.24.0]\" /> to the project (its DnnImageModels folder is then copied into the output folder), "
                     + "or train with LabelCompletionOptions.ImageFeatures = ImageFeatureInputs.None.", file);
         ReadWeights(OnnxGraph.Read(modelPath), OnnxGraph.Read(preprocessPath), modelPath);
+    }
+
+    /// <summary>
+    /// <paramref name="image"/> as this module's input: ImageNet-normalised float <c>[1, 3, H, W]</c>, the same values the L-MAE
+    /// reads (Stack Fusion's image part). Pad it to a multiple of the last stage's stride before <see cref="forward"/>.
+    /// </summary>
+    public static Tensor Input(RgbImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        image.Validate();
+        using var bytes = tensor(image.Pixels, [1, image.Height, image.Width, 3]);
+        return WindowBatch.NormalizedRgb(bytes);
     }
 
     /// <summary>Freezes (<c>false</c>, the default) or unfreezes the weights.</summary>

@@ -228,7 +228,7 @@ internal static class WindowBatch
     private static Tensor Lookup(Tensor bytes, Tensor table) => table.take(bytes.to(ScalarType.Int64));
 
     /// <summary>Interleaved RGB bytes <c>[B, H, W, 3]</c> → ImageNet-normalised float <c>[B, 3, H, W]</c> (Stack Fusion's image part).</summary>
-    private static Tensor NormalizedRgb(Tensor interleaved)
+    internal static Tensor NormalizedRgb(Tensor interleaved)
     {
         // One 768-entry table (channel-major): entry c·256 + v = StackFusion.Normalize(v, c).
         var values = new float[3 * 256];

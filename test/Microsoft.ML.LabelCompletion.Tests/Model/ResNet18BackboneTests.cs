@@ -43,7 +43,7 @@ public sealed class ResNet18BackboneTests
 
         using var backbone = ResNet18Backbone.Load();
         using var scope = NewDisposeScope();
-        var input = tensor(rgb.Select((v, i) => StackFusion.Normalize(v, i % 3)).ToArray(), [1, h, w, 3]).permute(0, 3, 1, 2).contiguous();
+        var input = ResNet18Backbone.Input(new Microsoft.ML.LabelCompletion.Data.RgbImage(w, h, rgb));
         var stages = backbone.forward(input);
         for (int s = 0; s < 4; s++)
         {
