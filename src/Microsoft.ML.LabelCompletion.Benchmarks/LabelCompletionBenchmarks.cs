@@ -188,15 +188,17 @@ public static class LabelCompletionBenchmarks
         double PerImage(string part) => parts.Milliseconds.GetValueOrDefault(part) / repeats / batch;
         double msPerImage = Median(times) * 1000 / batch;
         int pw = columns * p, ph = rows * p, ww = Math.Min(config.TrainingSize, pw), wh = Math.Min(config.TrainingSize, ph);
-        // The refinement and its image features once over the whole image; the patch features per window.
-        double gflops = (LmaeFlops.Refinement(config, ph, pw) + LmaeFlops.ImageFeatures(config, ph, pw, patches: false, pixels: true)) / 1e9;
+        // The ResNet18 and the refinement (with its feature projection) once over the whole image; the projections of the
+        // patch features per window.
+        double gflops = (LmaeFlops.Refinement(config, ph, pw) + LmaeFlops.Backbone(config, ph, pw, patches: true, pixels: true)
+            + LmaeFlops.FeatureProjections(config, ph, pw, patches: false, pixels: true)) / 1e9;
         foreach (int y in WindowBatch.WindowStarts(ph, wh, config.WindowOverlap, p))
             foreach (int x in WindowBatch.WindowStarts(pw, ww, config.WindowOverlap, p))
             {
                 int visible = 0;
                 for (int rr = 0; rr < wh / p; rr++)
                     for (int cc = 0; cc < ww / p; cc++) if (!masks[0][(y / p + rr) * columns + x / p + cc]) visible++;
-                gflops += (LmaeFlops.EncoderDecoder(config, wh, ww, visible) + LmaeFlops.ImageFeatures(config, wh, ww, patches: true, pixels: false)) / 1e9;
+                gflops += (LmaeFlops.EncoderDecoder(config, wh, ww, visible) + LmaeFlops.FeatureProjections(config, wh, ww, patches: true, pixels: false)) / 1e9;
             }
         double achieved = gflops / (msPerImage / 1000);
         var record = new BenchmarkRecord("infer").Add("config", size.ToString()).Add("precision", Name(precision)).Add("batch", batch).Add("threads", threads)
@@ -204,7 +206,7 @@ public static class LabelCompletionBenchmarks
             .Add("gflop_per_s", achieved)
             .Add("matmul_gflop_per_s", (ceilingBefore + ceilingAfter) / 2).Add("matmul_before", ceilingBefore).Add("matmul_after", ceilingAfter)
             .Add("fraction_of_matmul", achieved / ((ceilingBefore + ceilingAfter) / 2))
-            .Add("prepare_ms", PerImage("prepare_ms")).Add("windows_ms", PerImage("windows_ms"))
+            .Add("prepare_ms", PerImage("prepare_ms")).Add("image_features_ms", PerImage("image_features_ms")).Add("windows_ms", PerImage("windows_ms"))
             .Add("refine_decide_ms", PerImage("refine_decide_ms"));
         if (faultsBefore is var (minorBefore, majorBefore) && faultsAfter is var (minorAfter, majorAfter))
         {
@@ -216,7 +218,8 @@ public static class LabelCompletionBenchmarks
 
     /// <summary>
     /// <see cref="LabelMaskAutoEncoder.Complete"/> step by step, timing each step into <paramref name="parts"/>:
-    /// <c>prepare_ms</c> (pad, hide, priors, windows), <c>windows_ms</c> (window tensors, encoder and decoder, averaging),
+    /// <c>prepare_ms</c> (pad, hide, priors, windows), <c>image_features_ms</c> (the ResNet18 once per whole image; 0 without
+    /// image features), <c>windows_ms</c> (window tensors, encoder and decoder, averaging),
     /// <c>refine_decide_ms</c> (the refinement over whole images, softmax, the per-pixel decision).
     /// </summary>
     private static void CompleteInSteps(LabelMaskAutoEncoder model, IReadOnlyList<SegmentationExample> examples, IReadOnlyList<bool[]> masks,
@@ -231,9 +234,11 @@ public static class LabelCompletionBenchmarks
         {
             model.eval();
             var tensors = images.Select(im => new ImageTensors(im.Whole)).ToArray();
-            var logits = model.DecoderLogits(images, tensors, default);
+            var features = model.ImageFeatureMapsOf(tensors, default);
+            parts.Lap("image_features_ms");
+            var logits = model.DecoderLogits(images, tensors, features, default);
             parts.Lap("windows_ms");
-            for (int i = 0; i < images.Length; i++) model.RefineAndDecide(examples[i], images[i], tensors[i], logits[i]);
+            for (int i = 0; i < images.Length; i++) model.RefineAndDecide(examples[i], images[i], tensors[i], logits[i], features[i]);
             parts.Lap("refine_decide_ms");
         }
     }

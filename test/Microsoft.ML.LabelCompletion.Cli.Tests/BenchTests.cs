@@ -41,7 +41,7 @@ public sealed class BenchTests
             line.GetProperty("fraction_of_matmul").GetDouble(), 1e-3, "the fraction is against the adjacent ceiling");
         // The parts are timed inside the same calls: together they account for (nearly) all of the wall time. (They are
         // means over the repeats and ms_per_image is their median, so one slow repeat on a busy machine lifts the parts.)
-        double parts = new[] { "prepare_ms", "windows_ms", "refine_decide_ms" }
+        double parts = new[] { "prepare_ms", "image_features_ms", "windows_ms", "refine_decide_ms" }
             .Sum(name => line.GetProperty(name).GetDouble());
         double total = line.GetProperty("ms_per_image").GetDouble();
         Assert.IsTrue(parts > 0.8 * total && parts < 1.5 * total, $"parts {parts} ms vs {total} ms per image: {result.Output}");

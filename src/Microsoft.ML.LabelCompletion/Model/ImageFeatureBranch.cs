@@ -12,6 +12,16 @@ namespace Microsoft.ML.LabelCompletion.Model;
 internal sealed record ImageFeatures(Tensor? Patches, Tensor? Pixels);
 
 /// <summary>
+/// The image features of one whole (padded) image, computed once by completion and read by every window and by the
+/// whole-image refinement (<see cref="ImageFeatureBranch.WholeImage"/>).
+/// </summary>
+/// <param name="Patches">float <c>[1, L, Df]</c>: one normalised vector per patch of the image's grid, or null.</param>
+/// <param name="Stride8">float <c>[1, 128, ⌈H/16⌉·2, ⌈W/16⌉·2]</c>: the ResNet18's stride-8 output for the refinement's channels, or null.</param>
+/// <param name="Rows">Patch rows of the image.</param>
+/// <param name="Columns">Patch columns of the image.</param>
+internal sealed record ImageFeatureMaps(Tensor? Patches, Tensor? Stride8, int Rows, int Columns);
+
+/// <summary>
 /// The pretrained image branch (<see cref="ImageFeatureInputs"/>; a step beyond the paper, which learns the image from the
 /// labelled data alone): the frozen ImageNet ResNet18 (<see cref="ResNet18Backbone"/>) over the normalised RGB of a crop or
 /// window, its stride-8 and stride-16 outputs rearranged to one vector per patch and layer-normalised (read by the encoder
@@ -49,7 +59,7 @@ internal sealed class ImageFeatureBranch : nn.Module
     /// <summary>
     /// The features of <paramref name="rgb"/> <c>[B, 3, H, W]</c> (normalised; <c>H</c>, <c>W</c> multiples of the patch
     /// size): per patch when the encoder or the supplement reads them, per pixel when <paramref name="pixels"/> and the
-    /// refinement reads them.
+    /// refinement reads them. Training computes them per crop.
     /// </summary>
     public ImageFeatures Compute(Tensor rgb, bool patches, bool pixels)
     {
@@ -58,31 +68,79 @@ internal sealed class ImageFeatureBranch : nn.Module
         pixels &= _config.RefinementFeatures;
         if (!patches && !pixels) return new ImageFeatures(null, null);
         long h = rgb.shape[2], w = rgb.shape[3];
-        int p = _config.PatchSize, rows = (int)(h / p), columns = (int)(w / p);
-        // The ResNet18's strides need sizes that are multiples of 16: pad with zeros (the mean colour) below and right.
-        long ph = (h + 15) / 16 * 16, pw = (w + 15) / 16 * 16;
-        Tensor[] stages;
-        using (no_grad())
-        {
-            using var padded = ph == h && pw == w ? rgb.alias() : nn.functional.pad(rgb, [0, pw - w, 0, ph - h]);
-            stages = _backbone.Forward(padded, patches ? 3 : 2);
-        }
-        Tensor? patchFeatures = null, pixelFeatures = null;
-        if (patches)
-        {
-            // [B, Df, rows, columns] → [B, L, Df], normalised per patch.
-            var grid = cat([PerPatch(stages[1], 8, p, rows, columns), PerPatch(stages[2], 16, p, rows, columns)], 1);
-            patchFeatures = _patchNorm!.forward(grid.flatten(2).transpose(1, 2));
-        }
-        if (pixels)
-        {
-            var projected = Autocast.ToFloat32(Autocast.Conv2d(_toRefinement!, stages[1], 0, 1));
-            pixelFeatures = nn.functional.interpolate(projected, scale_factor: [8, 8], mode: InterpolationMode.Bilinear, align_corners: false)
-                .narrow(2, 0, h).narrow(3, 0, w);
-        }
+        var stages = Stages(rgb, patches);
+        var patchFeatures = patches ? PatchesOf(stages, h, w) : null;
+        var pixelFeatures = pixels ? PixelsOf(stages[1], h, w) : null;
         patchFeatures?.MoveToOuterDisposeScope();
         pixelFeatures?.MoveToOuterDisposeScope();
         return new ImageFeatures(patchFeatures, pixelFeatures);
+    }
+
+    /// <summary>
+    /// The features of one whole image <paramref name="rgb"/> <c>[1, 3, H, W]</c> (normalised, padded to the patch grid),
+    /// from one ResNet18 pass: per patch when the encoder or the supplement reads them, the stride-8 output when
+    /// <paramref name="pixels"/> and the refinement reads it. Completion cuts each window's patch features from them
+    /// (<see cref="WindowPatches"/>) instead of running the ResNet18 again on every overlapping window; near a window's
+    /// border the features then see the image beyond it, where a training crop's see zero padding.
+    /// </summary>
+    public ImageFeatureMaps WholeImage(Tensor rgb, bool pixels)
+    {
+        using var scope = NewDisposeScope();
+        long h = rgb.shape[2], w = rgb.shape[3];
+        int rows = (int)(h / _config.PatchSize), columns = (int)(w / _config.PatchSize);
+        bool patches = _config.PatchFeatures;
+        pixels &= _config.RefinementFeatures;
+        if (!patches && !pixels) return new ImageFeatureMaps(null, null, rows, columns);
+        var stages = Stages(rgb, patches);
+        var patchFeatures = patches ? PatchesOf(stages, h, w) : null;
+        var stride8 = pixels ? stages[1] : null;
+        patchFeatures?.MoveToOuterDisposeScope();
+        stride8?.MoveToOuterDisposeScope();
+        return new ImageFeatureMaps(patchFeatures, stride8, rows, columns);
+    }
+
+    /// <summary>
+    /// The patch features <c>[1, L', Df]</c> of the window of <paramref name="width"/> x <paramref name="height"/> pixels at
+    /// (<paramref name="x"/>, <paramref name="y"/>) (multiples of the patch size), cut from <paramref name="maps"/>; null
+    /// when the maps hold none.
+    /// </summary>
+    public Tensor? WindowPatches(ImageFeatureMaps maps, int x, int y, int width, int height)
+    {
+        if (maps.Patches is not { } patches) return null;
+        int p = _config.PatchSize;
+        return patches.view(1, maps.Rows, maps.Columns, -1).narrow(1, y / p, height / p).narrow(2, x / p, width / p)
+            .reshape(1, (long)(height / p) * (width / p), -1);
+    }
+
+    /// <summary>The refinement's feature channels <c>[1, 16, H, W]</c> from the maps' stride-8 output, or null when they hold none.</summary>
+    public Tensor? Pixels(ImageFeatureMaps maps, long height, long width)
+        => maps.Stride8 is { } stride8 ? PixelsOf(stride8, height, width) : null;
+
+    /// <summary>The ResNet18's outputs of stages 0-2 (0-3 with <paramref name="toStage3"/>) over <paramref name="rgb"/>, without gradients.</summary>
+    private Tensor[] Stages(Tensor rgb, bool toStage3)
+    {
+        long h = rgb.shape[2], w = rgb.shape[3];
+        // The ResNet18's strides need sizes that are multiples of 16: pad with zeros (the mean colour) below and right.
+        long ph = (h + 15) / 16 * 16, pw = (w + 15) / 16 * 16;
+        using var _ = no_grad();
+        using var padded = ph == h && pw == w ? rgb.alias() : nn.functional.pad(rgb, [0, pw - w, 0, ph - h]);
+        return _backbone.Forward(padded, toStage3 ? 3 : 2);
+    }
+
+    /// <summary>Stride-8 and stride-16 outputs → <c>[B, L, Df]</c>, one layer-normalised vector per patch of the <paramref name="h"/> x <paramref name="w"/> grid.</summary>
+    private Tensor PatchesOf(Tensor[] stages, long h, long w)
+    {
+        int p = _config.PatchSize, rows = (int)(h / p), columns = (int)(w / p);
+        var grid = cat([PerPatch(stages[1], 8, p, rows, columns), PerPatch(stages[2], 16, p, rows, columns)], 1);
+        return _patchNorm!.forward(grid.flatten(2).transpose(1, 2));
+    }
+
+    /// <summary>Stride-8 output → the refinement's channels <c>[B, 16, h, w]</c>: 1x1 projection, bilinear upsampling.</summary>
+    private Tensor PixelsOf(Tensor stride8, long h, long w)
+    {
+        var projected = Autocast.ToFloat32(Autocast.Conv2d(_toRefinement!, stride8, 0, 1));
+        return nn.functional.interpolate(projected, scale_factor: [8, 8], mode: InterpolationMode.Bilinear, align_corners: false)
+            .narrow(2, 0, h).narrow(3, 0, w);
     }
 
     /// <summary>Projection of per-patch features <c>[B, L', Df]</c> to encoder tokens <c>[B, L', De]</c>, or null when the encoder does not read them.</summary>

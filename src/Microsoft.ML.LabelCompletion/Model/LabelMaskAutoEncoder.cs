@@ -325,7 +325,8 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// it holds an unknown pixel, and its known pixels are the user's labels, not a question) masked patches stay out of the
     /// encoder, but their known pixels feed the label prior and the directional planes and keep their value; only unknown
     /// pixels take the network's prediction. In four steps:
-    /// <see cref="PrepareImages"/> (pad, hide, priors, windows), <see cref="DecoderLogits"/> (windows of the training size
+    /// <see cref="PrepareImages"/> (pad, hide, priors, windows), <see cref="ImageFeatureMapsOf"/> (with image features: one
+    /// ResNet18 pass per whole image, read by its windows and its refinement), <see cref="DecoderLogits"/> (windows of the training size
     /// through encoder and decoder, logits averaged where windows overlap), then per image <see cref="RefineAndDecide"/>
     /// (the refinement once over the whole image: a convolution needs no windows, which saves the refinement's repeated
     /// work in overlaps, about half the FLOPs of a 480x360 completion; softmax; the per-pixel decision).
@@ -343,11 +344,12 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         {
             eval();
             var tensors = images.Select(im => new ImageTensors(im.Whole)).ToArray(); // (their tensors belong to this dispose scope)
-            var logits = DecoderLogits(images, tensors, cancellationToken);
+            var features = ImageFeatureMapsOf(tensors, cancellationToken);
+            var logits = DecoderLogits(images, tensors, features, cancellationToken);
             for (int i = 0; i < images.Length; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                results[i] = RefineAndDecide(batch[i], images[i], tensors[i], logits[i], keepKnownLabels);
+                results[i] = RefineAndDecide(batch[i], images[i], tensors[i], logits[i], features[i], keepKnownLabels);
             }
         }
         return results;
@@ -404,7 +406,29 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     }
 
     /// <summary>
-    /// Completion step 2: the decoder's logits <c>[1, C, H, W]</c> of every image, averaged over the windows that cover each
+    /// Completion step 2a: the image features of every whole padded image (<see cref="ImageFeatureBranch.WholeImage"/>), one
+    /// ResNet18 pass per image; windows and refinement cut theirs from them. Without image features, empty maps.
+    /// </summary>
+    internal ImageFeatureMaps[] ImageFeatureMapsOf(ImageTensors[] tensors, CancellationToken cancellationToken)
+    {
+        var maps = new ImageFeatureMaps[tensors.Length];
+        for (int i = 0; i < tensors.Length; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int rows = tensors[i].Height / _config.PatchSize, columns = tensors[i].Width / _config.PatchSize;
+            if (_imageFeatures is null) { maps[i] = new ImageFeatureMaps(null, null, rows, columns); continue; }
+            using var scope = NewDisposeScope();
+            using var rgb = WindowBatch.NormalizedRgb(tensors[i].Rgb.unsqueeze(0)).to(Device);
+            var image = _imageFeatures.WholeImage(rgb, pixels: HasRefinement);
+            image.Patches?.MoveToOuterDisposeScope();
+            image.Stride8?.MoveToOuterDisposeScope();
+            maps[i] = image;
+        }
+        return maps;
+    }
+
+    /// <summary>
+    /// Completion step 2b: the decoder's logits <c>[1, C, H, W]</c> of every image, averaged over the windows that cover each
     /// pixel. Windows are views of the images' uint8 tensors; windows of equal size run together,
     /// <see cref="WindowsPerForward"/> at a time, through encoder and decoder, and the logits are summed per image in libtorch
     /// (they never become managed arrays). Within a size, windows run in order of their visible-patch count: a forward pads
@@ -412,7 +436,7 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// masks on 480x360 images: 1300 → 1204 encoder tokens at batch 1, 10184 → 9376 at batch 8, for 1166 and 9310 visible;
     /// partly annotated labels, whose windows range from all known to all unknown, far more). The order is stable.
     /// </summary>
-    internal Tensor[] DecoderLogits(PaddedImage[] images, ImageTensors[] tensors, CancellationToken cancellationToken)
+    internal Tensor[] DecoderLogits(PaddedImage[] images, ImageTensors[] tensors, ImageFeatureMaps[] features, CancellationToken cancellationToken)
     {
         int c = _config.NumberOfClasses;
         var device = Device;
@@ -425,8 +449,8 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
                 cancellationToken.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 using var inputs = WindowBatch.ToInputs(chunk.Select(w => w.Cut).ToList(), _config, device, forRefinement: false);
-                var features = ImageFeaturesOf(inputs, patches: true, pixels: false);
-                var logits = ForwardDecoder(ForwardEncoder(inputs, features), inputs, features);
+                var windowFeatures = WindowFeatures(chunk.Select(w => (features[w.Image], w.Cut)));
+                var logits = ForwardDecoder(ForwardEncoder(inputs, windowFeatures), inputs, windowFeatures);
                 for (int k = 0; k < chunk.Length; k++)
                 {
                     var (image, cut) = chunk[k];
@@ -437,6 +461,14 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         return sums.Select((sum, i) => sum.unsqueeze(0).div(counts[i])).ToArray();
     }
 
+    /// <summary>The patch features of <paramref name="windows"/>, cut from their images' maps and stacked: <c>[B, L', Df]</c>, or none.</summary>
+    private ImageFeatures WindowFeatures(IEnumerable<(ImageFeatureMaps Maps, WindowCut Cut)> windows)
+    {
+        if (_imageFeatures is null) return new ImageFeatures(null, null);
+        var patches = windows.Select(w => _imageFeatures.WindowPatches(w.Maps, w.Cut.X, w.Cut.Y, w.Cut.Width, w.Cut.Height)).ToArray();
+        return new ImageFeatures(patches.Any(t => t is null) ? null : cat(patches!, 0), null);
+    }
+
     /// <summary>
     /// Completion step 3, for one image: the <see cref="PixelRefinement"/> (if any) over its mean decoder
     /// <paramref name="logits"/>, softmax, its max and argmax, and the per-pixel decision read straight from those two
@@ -444,11 +476,11 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// completion mask marks exactly the pixels whose value came from the network.
     /// </summary>
     internal CompletionResult RefineAndDecide(SegmentationExample example, PaddedImage image, ImageTensors tensors, Tensor logits,
-        bool keepKnownLabels = false)
+        ImageFeatureMaps features, bool keepKnownLabels = false)
     {
         using var scope = NewDisposeScope();
         var whole = image.Whole;
-        var (probability, best) = RefinedProbabilities(image, tensors, logits).max(1);
+        var (probability, best) = RefinedProbabilities(image, tensors, logits, features).max(1);
         using var probabilities = probability.to(CPU).contiguous();
         using var classes = best.to(ScalarType.Byte).to(CPU).contiguous();
         return Decide(example, whole.Width, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes),
@@ -460,21 +492,21 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// <paramref name="logits"/> <c>[1, C, H, W]</c>, then the softmax over the classes: <c>[1, C, H, W]</c> probabilities of
     /// the padded image. <see cref="RefineAndDecide"/> decides from them; <see cref="PredictHidden"/> reads them whole.
     /// </summary>
-    internal Tensor RefinedProbabilities(PaddedImage image, ImageTensors tensors, Tensor logits)
+    internal Tensor RefinedProbabilities(PaddedImage image, ImageTensors tensors, Tensor logits, ImageFeatureMaps features)
     {
         using var scope = NewDisposeScope();
         var whole = image.Whole;
         if (HasRefinement)
         {
             using var inputs = WindowBatch.ToInputs([new WindowCut(tensors, 0, 0, whole.Width, whole.Height, whole.PatchMask)], _config, Device, forRefinement: true);
-            logits = Refine(logits, inputs, ImageFeaturesOf(inputs, patches: false, pixels: true));
+            logits = Refine(logits, inputs, new ImageFeatures(null, _imageFeatures?.Pixels(features, whole.Height, whole.Width)));
         }
         return nn.functional.softmax(logits, 1).MoveToOuterDisposeScope();
     }
 
     /// <summary>
     /// Re-prediction for label checking: the steps of <see cref="Complete"/> (<see cref="PrepareImages"/>,
-    /// <see cref="DecoderLogits"/>, <see cref="RefinedProbabilities"/>; masked patches hidden from every input), but instead of
+    /// <see cref="ImageFeatureMapsOf"/>, <see cref="DecoderLogits"/>, <see cref="RefinedProbabilities"/>; masked patches hidden from every input), but instead of
     /// a decision, per pixel of each image: the probability of the class its given label holds (NaN where the given label is
     /// unknown), the network's class and that class's probability. Read them where <paramref name="patchMasks"/> hides the
     /// pixel: only there is the prediction made without the pixel's own label (<see cref="PatchFolds"/>).
@@ -491,11 +523,12 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
         {
             eval();
             var tensors = images.Select(im => new ImageTensors(im.Whole)).ToArray();
-            var logits = DecoderLogits(images, tensors, cancellationToken);
+            var features = ImageFeatureMapsOf(tensors, cancellationToken);
+            var logits = DecoderLogits(images, tensors, features, cancellationToken);
             for (int i = 0; i < images.Length; i++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                using var probabilities = RefinedProbabilities(images[i], tensors[i], logits[i]).to(ScalarType.Float32).to(CPU).contiguous();
+                using var probabilities = RefinedProbabilities(images[i], tensors[i], logits[i], features[i]).to(ScalarType.Float32).to(CPU).contiguous();
                 results[i] = PixelPredictions.Read(batch[i].Label, images[i].Whole.Width, images[i].Whole.Height,
                     System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(probabilities.bytes), _config.NumberOfClasses, _config.UnknownLabel);
             }

@@ -213,7 +213,7 @@ public sealed class ModelTests
     }
 
     /// <summary>The <paramref name="width"/> x <paramref name="height"/> window at (<paramref name="x0"/>, <paramref name="y0"/>) of <paramref name="whole"/>, copied array by array.</summary>
-    private static WindowSample CopyWindow(WindowSample whole, int x0, int y0, int width, int height, int p)
+    internal static WindowSample CopyWindow(WindowSample whole, int x0, int y0, int width, int height, int p)
     {
         byte[] Cut(byte[] source, int planes, int channels)
         {
