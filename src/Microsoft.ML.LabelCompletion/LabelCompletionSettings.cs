@@ -22,7 +22,8 @@ namespace Microsoft.ML.LabelCompletion;
 /// <item><description>network: patch 1-64 pixels; encoder and decoder widths 4-4096, multiples of 4 and of their heads;
 /// heads 1-64; depths 0-64 blocks; MLP ratio 1-16; refinement channels 0-512; training size (the window) up to 2048 pixels
 /// and up to 64 patches per side.</description></item>
-/// <item><description>training: mask ratios in [0, 1]; epochs 1-1,000,000; batch 1-4096; learning rate in (0, 10]; weight
+/// <item><description>training: mask ratios in [0, 1]; epochs 1-1,000,000; batch 1-4096; learning rate in (0, 10]; the
+/// image encoder's learning-rate scale in [0, 10]; weight
 /// decay in [0, 10]; plateau factor in (0, 1], threshold in [0, 1); patiences 0-1,000,000; time limit positive, at most
 /// 3650 days; threads 1-1024.</description></item>
 /// <item><description>inference: batch 1-4096 rows; window overlap in [0, 0.9]; background class a class index.</description></item>
@@ -50,6 +51,7 @@ public abstract class LabelCompletionSettings
     internal const int MaxEpochs = 1_000_000;
     internal const int MaxBatchSize = 4096;
     internal const double MaxLearningRate = 10;
+    internal const double MaxImageEncoderLearningRateScale = 10;
     internal const double MaxWeightDecay = 10;
     internal const int MaxPatience = 1_000_000;
     internal const int MaxThreads = 1024;
@@ -171,6 +173,15 @@ public abstract class LabelCompletionSettings
 
     /// <summary>Adam weight decay (betas 0.9 / 0.999), in [0, 10]. Default 1e-4.</summary>
     public double WeightDecay = 1e-4;
+
+    /// <summary>
+    /// Learning rate of the ImageNet ResNet18's stride-16 stage (the last one <see cref="ImageFeatures"/> read) as a multiple
+    /// of <see cref="LearningRate"/>, in [0, 10]: above 0, training fine-tunes that stage (its weights are saved with the
+    /// model) and the learning-rate schedule scales it with the rest; the stages below stay frozen. Needs
+    /// <see cref="ImageFeatureInputs.EncoderTokens"/> or <see cref="ImageFeatureInputs.PatchSupplement"/>. Default 0: the
+    /// ResNet18 stays frozen.
+    /// </summary>
+    public double ImageEncoderLearningRateScale;
 
     /// <summary>
     /// Side of the square training crop in pixels (rounded up to a multiple of the patch size); also the inference window.
@@ -308,6 +319,11 @@ public abstract class LabelCompletionSettings
         CheckRange(Epochs, 1, MaxEpochs, nameof(Epochs));
         CheckRange(BatchSize, 1, MaxBatchSize, nameof(BatchSize));
         Check(LearningRate > 0 && LearningRate <= MaxLearningRate, nameof(LearningRate), $"must be in (0, {MaxLearningRate}]; it is {Show(LearningRate)}.");
+        Check(ImageEncoderLearningRateScale >= 0 && ImageEncoderLearningRateScale <= MaxImageEncoderLearningRateScale, nameof(ImageEncoderLearningRateScale),
+            $"must be in [0, {MaxImageEncoderLearningRateScale}]; it is {Show(ImageEncoderLearningRateScale)}.");
+        Check(ImageEncoderLearningRateScale == 0 || (ImageFeatures & (ImageFeatureInputs.EncoderTokens | ImageFeatureInputs.PatchSupplement)) != 0,
+            nameof(ImageEncoderLearningRateScale), "fine-tunes the ResNet18's stride-16 stage, which only the EncoderTokens and PatchSupplement image features read; "
+            + $"ImageFeatures is {ImageFeatures}.");
         CheckRange(WeightDecay, 0, MaxWeightDecay, nameof(WeightDecay));
         Check(Enum.IsDefined(ClassWeighting), nameof(ClassWeighting), $"{(int)ClassWeighting} is not a class weighting.");
         Check(Enum.IsDefined(LossRegion), nameof(LossRegion), $"{(int)LossRegion} is not a loss region.");

@@ -48,6 +48,11 @@ internal static class TrainCommand
             Description = "Where the ImageNet ResNet18's features enter the network: all (default), none, or a comma list of encoder, supplement, refinement.",
             HelpName = "WHERE",
         };
+        var imageEncoderLr = new Option<double?>("--image-encoder-lr")
+        {
+            Description = "Fine-tune the ResNet18's stride-16 stage at this multiple of --lr, 0 to 10 (default 0: frozen). Needs encoder or supplement image features.",
+            HelpName = "SCALE",
+        };
         var refine = new Option<int?>("--refine") { Description = "Hidden channels of the pixel-level refinement head (default 32; 0 = off, the paper's model).", HelpName = "N" };
         var precision = CommonOptions.Precision("Saved with the model; completion uses it unless told otherwise. Default fp32.");
         var classes = CommonOptions.Classes();
@@ -59,7 +64,7 @@ internal static class TrainCommand
         var command = new System.CommandLine.Command("train", "Train an L-MAE model and save it as an ML.NET zip, with training curves.")
         {
             data, format, split, output, config, epochs, maskRatio, validation, validationSplit, device, threads, seed, batch,
-            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, noDirectional, imageFeatures, minutes, classes, unknown,
+            learningRate, noIps, labelPrior, classWeights, patch, crop, noAugment, refine, noDirectional, imageFeatures, imageEncoderLr, minutes, classes, unknown,
             checkpoints, checkpointEvery, resume, precision,
         };
         command.SetAction(parse =>
@@ -99,6 +104,7 @@ internal static class TrainCommand
                 options.PixelRefinementChannels = r >= 0 ? r : throw new CliException($"--refine must be 0 or more, not {r}.");
             options.DirectionalPrior = !parse.GetValue(noDirectional) && options.PixelRefinementChannels > 0;
             if (parse.GetValue(imageFeatures) is string where) options.ImageFeatures = ParseImageFeatures(where);
+            if (parse.GetValue(imageEncoderLr) is double scale) options.ImageEncoderLearningRateScale = scale;
             options.Precision = CommonOptions.ParsePrecision(parse.GetValue(precision), LabelCompletionPrecision.Float32);
             if (parse.GetValue(minutes) is double budget)
                 options.TrainingTimeLimit = budget > 0 && double.IsFinite(budget) ? TimeSpan.FromMinutes(budget) : throw new CliException($"--minutes must be positive, not {budget.ToString(CultureInfo.InvariantCulture)}.");

@@ -14,14 +14,27 @@ namespace Microsoft.ML.LabelCompletion.Model;
 internal sealed class AdamOptimizer : IDisposable
 {
     private readonly IReadOnlyList<Tensor> _parameters;
+    private readonly double[] _scales;
     private readonly Tensor[] _firstMoments;
     private readonly Tensor[] _secondMoments;
 
     /// <summary>Creates the optimizer over <paramref name="parameters"/> (tensors with gradients).</summary>
     public AdamOptimizer(IEnumerable<Tensor> parameters, double learningRate, double beta1 = 0.9, double beta2 = 0.999,
         double epsilon = 1e-8, double weightDecay = 0)
+        : this(parameters.Select(p => (p, 1.0)), learningRate, beta1, beta2, epsilon, weightDecay)
     {
-        _parameters = parameters.ToList();
+    }
+
+    /// <summary>
+    /// Creates the optimizer over <paramref name="parameters"/>, each updated with <see cref="LearningRate"/> times its
+    /// scale (the scheduler's changes reach every parameter alike).
+    /// </summary>
+    public AdamOptimizer(IEnumerable<(Tensor Parameter, double Scale)> parameters, double learningRate, double beta1 = 0.9,
+        double beta2 = 0.999, double epsilon = 1e-8, double weightDecay = 0)
+    {
+        var list = parameters.ToList();
+        _parameters = list.Select(p => p.Parameter).ToList();
+        _scales = list.Select(p => p.Scale).ToArray();
         LearningRate = learningRate;
         Beta1 = beta1;
         Beta2 = beta2;
@@ -69,12 +82,21 @@ internal sealed class AdamOptimizer : IDisposable
         using var decay = WeightDecay.ToScalar();
         using var sqrtCorrection2 = Math.Sqrt(correction2).ToScalar();
         using var epsilon = Epsilon.ToScalar();
-        using var stepSize = (-LearningRate / correction1).ToScalar();
-        for (int i = 0; i < _parameters.Count; i++)
+        var stepSizes = _scales.Distinct().ToDictionary(scale => scale, scale => (-LearningRate * scale / correction1).ToScalar());
+        try
+        {
+            for (int i = 0; i < _parameters.Count; i++) Update(i, stepSizes[_scales[i]]);
+        }
+        finally
+        {
+            foreach (var stepSize in stepSizes.Values) stepSize.Dispose();
+        }
+
+        void Update(int i, Scalar stepSize)
         {
             var p = _parameters[i];
             var grad = p.grad;
-            if (grad is null) continue;
+            if (grad is null) return;
             if (WeightDecay != 0) grad = grad.add(p, decay);
             _firstMoments[i].mul_(beta1).add_(grad, oneMinusBeta1);
             _secondMoments[i].mul_(beta2).addcmul_(grad, grad, oneMinusBeta2);

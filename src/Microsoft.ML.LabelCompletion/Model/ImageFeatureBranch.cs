@@ -116,15 +116,38 @@ internal sealed class ImageFeatureBranch : nn.Module
     public Tensor? Pixels(ImageFeatureMaps maps, long height, long width)
         => maps.Stride8 is { } stride8 ? PixelsOf(stride8, height, width) : null;
 
-    /// <summary>The ResNet18's outputs of stages 0-2 (0-3 with <paramref name="toStage3"/>) over <paramref name="rgb"/>, without gradients.</summary>
+    /// <summary>
+    /// Whether the ResNet18's last stage used here (stride 16) trains (<see cref="LabelCompletionSettings.ImageEncoderLearningRateScale"/>):
+    /// while on, training computes it with gradients; the stages below stay frozen.
+    /// </summary>
+    public bool FineTuneLastStage
+    {
+        get => _fineTuneLastStage;
+        set
+        {
+            if (value && _config.BackboneStages < 3)
+                throw new InvalidOperationException("Only the stride-16 stage is fine-tuned, and this configuration's image features do not use it.");
+            if (_config.BackboneStages >= 3) _backbone.SetTrainable(value, firstStage: 2);
+            _fineTuneLastStage = value;
+        }
+    }
+
+    private bool _fineTuneLastStage;
+
+    /// <summary>
+    /// The ResNet18's outputs of stages 0-2 (0-3 with <paramref name="toStage3"/>) over <paramref name="rgb"/>, without
+    /// gradients, except the stride-16 stage's while <see cref="FineTuneLastStage"/> and gradients are on.
+    /// </summary>
     private Tensor[] Stages(Tensor rgb, bool toStage3)
     {
         long h = rgb.shape[2], w = rgb.shape[3];
         // The ResNet18's strides need sizes that are multiples of 16: pad with zeros (the mean colour) below and right.
         long ph = (h + 15) / 16 * 16, pw = (w + 15) / 16 * 16;
-        using var _ = no_grad();
         using var padded = ph == h && pw == w ? rgb.alias() : nn.functional.pad(rgb, [0, pw - w, 0, ph - h]);
-        return _backbone.Forward(padded, toStage3 ? 3 : 2);
+        bool trainLast = toStage3 && _fineTuneLastStage && is_grad_enabled();
+        Tensor[] frozen;
+        using (no_grad()) frozen = _backbone.Forward(padded, toStage3 && !trainLast ? 3 : 2);
+        return trainLast ? [frozen[0], frozen[1], _backbone.ForwardStage(frozen[1], 2)] : frozen;
     }
 
     /// <summary>Stride-8 and stride-16 outputs → <c>[B, L, Df]</c>, one layer-normalised vector per patch of the <paramref name="h"/> x <paramref name="w"/> grid.</summary>

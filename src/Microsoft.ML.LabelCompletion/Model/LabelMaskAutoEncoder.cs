@@ -172,8 +172,30 @@ internal sealed class LabelMaskAutoEncoder : nn.Module<LmaeInputs, Tensor>
     /// <summary>Reads the ImageNet ResNet18's weights from its ONNX file (default <see cref="ResNet18Backbone.DefaultModelPath"/>) into a new network with image features; nothing without them.</summary>
     public void LoadImageEncoder(string? onnxPath = null) => _imageFeatures?.LoadBackbone(onnxPath);
 
-    /// <summary>The parameters that training updates (the ResNet18 of the image features is frozen).</summary>
+    /// <summary>The parameters that training updates (the ResNet18 of the image features is frozen unless <see cref="FineTuneImageEncoder"/>).</summary>
     public IEnumerable<Parameter> TrainableParameters() => parameters().Where(p => p.requires_grad);
+
+    /// <summary>The ResNet18's parameters (none without image features).</summary>
+    public IEnumerable<Parameter> ImageEncoderParameters() => _imageFeatures?.Backbone.parameters() ?? [];
+
+    /// <summary>
+    /// Unfreezes the ResNet18's stride-16 stage for training (<see cref="ImageFeatureBranch.FineTuneLastStage"/>) when
+    /// <paramref name="fineTune"/>, until the returned handle is disposed; without it, or without image features, nothing.
+    /// </summary>
+    public IDisposable FineTuneImageEncoder(bool fineTune)
+    {
+        if (!fineTune || _imageFeatures is null) return new FineTuning(null);
+        _imageFeatures.FineTuneLastStage = true;
+        return new FineTuning(_imageFeatures);
+    }
+
+    private sealed class FineTuning(ImageFeatureBranch? branch) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (branch is not null) branch.FineTuneLastStage = false;
+        }
+    }
 
     /// <summary>Stack Fusion, patch embedding with positions, visible tokens only, the encoder: <c>[B, Nv, Dd]</c>.</summary>
     public Tensor ForwardEncoder(LmaeInputs inputs, ImageFeatures features)

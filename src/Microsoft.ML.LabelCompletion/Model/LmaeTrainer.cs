@@ -63,7 +63,13 @@ internal sealed class LmaeTrainer
     {
         var weightsArray = LmaeLoss.ClassWeights(_options.ClassWeighting, ClassPixelCounts(train, _config.NumberOfClasses, _config.UnknownLabel));
         using var classWeights = _options.ClassWeighting == ClassWeighting.None ? null : tensor(weightsArray, ScalarType.Float32, _device);
-        using var optimizer = new AdamOptimizer(_model.TrainableParameters(), _options.LearningRate, 0.9, 0.999, 1e-8, _options.WeightDecay);
+        // With a learning-rate scale for the image encoder, its last stage trains too, at that multiple of the rate.
+        double encoderScale = _options.ImageEncoderLearningRateScale;
+        using var fineTuning = _model.FineTuneImageEncoder(encoderScale > 0);
+        var encoderParameters = _model.ImageEncoderParameters().Select(p => p.Handle).ToHashSet();
+        using var optimizer = new AdamOptimizer(
+            _model.TrainableParameters().Select(p => ((Tensor)p, encoderParameters.Contains(p.Handle) ? encoderScale : 1.0)),
+            _options.LearningRate, 0.9, 0.999, 1e-8, _options.WeightDecay);
         var scheduler = new PlateauScheduler(_options.LearningRateFactor, _options.LearningRatePatience, _options.LearningRateThreshold);
         var validationSamples = validation is null ? null : ValidationSamples(validation);
         int batchSize = Math.Max(1, _options.BatchSize);

@@ -159,10 +159,35 @@ public sealed class ResNet18Backbone : nn.Module<Tensor, Tensor[]>
         return WindowBatch.NormalizedRgb(bytes);
     }
 
-    /// <summary>Freezes (<c>false</c>, the default) or unfreezes the weights.</summary>
-    public void SetTrainable(bool trainable)
+    /// <summary>
+    /// Freezes (<c>false</c>, the default) or unfreezes the weights of stage <paramref name="firstStage"/> (0-3) and the
+    /// stages after it; the stem's with stage 0.
+    /// </summary>
+    public void SetTrainable(bool trainable, int firstStage = 0)
     {
-        foreach (var p in parameters()) p.requires_grad = trainable;
+        ArgumentOutOfRangeException.ThrowIfNegative(firstStage);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(firstStage, _stages);
+        if (firstStage == 0)
+            foreach (var p in _stem.parameters()) p.requires_grad = trainable;
+        foreach (var block in _blocks.Skip(StageBlocks.Take(firstStage).Sum()))
+            foreach (var p in block.parameters()) p.requires_grad = trainable;
+    }
+
+    /// <summary>
+    /// Stage <paramref name="stage"/> (1-3) alone over <paramref name="previous"/>, the output of the stage before it: the
+    /// same tensor as <see cref="Forward"/>'s output <paramref name="stage"/>. Lets a caller compute the frozen stages without
+    /// gradients and a trained one with them.
+    /// </summary>
+    public Tensor ForwardStage(Tensor previous, int stage)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(stage, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(stage, _stages);
+        if (previous.dim() != 4 || previous.shape[1] != StageChannels[stage - 1])
+            throw new ArgumentException($"Stage {stage} takes [B, {StageChannels[stage - 1]}, H, W]; this input is [{string.Join(", ", previous.shape)}].", nameof(previous));
+        using var scope = NewDisposeScope();
+        var x = previous;
+        foreach (var block in _blocks.Skip(StageBlocks.Take(stage).Sum()).Take(StageBlocks[stage])) x = block.forward(x);
+        return x.MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -133,6 +133,84 @@ public sealed class ImageFeatureTests
     }
 
     [TestMethod]
+    public void FineTuningTrainsTheStride16StageAloneAndOnlyWhileOn()
+    {
+        var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { ImageFeatures = ImageFeatureInputs.EncoderTokens };
+        using var engine = LabelCompletionEngine.Create(config, 3, CPU);
+        var model = engine.Network;
+        model.train();
+        var samples = Enumerable.Range(0, 2).Select(i => ModelTests.RandomSample(32, 32, config, new Random(i), 0.5)).ToList();
+        using var scope = NewDisposeScope();
+        using var inputs = WindowBatch.ToInputs(samples, config, CPU);
+        var backbone = model.named_parameters().Where(p => p.name.Contains("_backbone.", StringComparison.Ordinal)).ToList();
+        // Stage 2 (stride 16) is blocks 4 and 5 (stages of 2, 2, 2 blocks before it).
+        bool InLastStage(string name) => name.Contains("_blocks.4.", StringComparison.Ordinal) || name.Contains("_blocks.5.", StringComparison.Ordinal);
+        Assert.IsTrue(backbone.Count(p => InLastStage(p.name)) >= 6, string.Join(", ", backbone.Select(p => p.name)));
+        using (model.FineTuneImageEncoder(true))
+        {
+            model.ForwardLoss(inputs, WindowBatch.Targets(samples, config, CPU), null);
+            foreach (var (name, parameter) in backbone)
+            {
+                bool trained = parameter.grad is not null && parameter.grad.abs().sum().item<float>() > 0;
+                Assert.AreEqual(InLastStage(name), trained, $"{name}: trained only in the stride-16 stage");
+                Assert.AreEqual(InLastStage(name), parameter.requires_grad, name);
+            }
+            var handles = backbone.Select(p => p.parameter.Handle).ToHashSet();
+            Assert.AreEqual(backbone.Count(p => InLastStage(p.name)), model.TrainableParameters().Count(t => handles.Contains(t.Handle)), "the optimizer sees the stage");
+        }
+        Assert.IsTrue(backbone.All(p => !p.parameter.requires_grad), "frozen again once the handle is disposed");
+
+        // The stage run on its own gives the same output as the whole forward.
+        using var guard = no_grad();
+        using var resnet = ResNet18Backbone.Load(stages: 3);
+        var all = resnet.Forward(inputs.Rgb, 3);
+        Assert.IsTrue(resnet.ForwardStage(all[1], 2).allclose(all[2], 1e-5, 1e-5));
+    }
+
+    [TestMethod]
+    public void FineTuningOptionIsBoundedAndNeedsPatchFeatures()
+    {
+        var options = ModelTestData.TinyOptions();
+        options.ImageFeatures = ImageFeatureInputs.All;
+        foreach (double bad in new[] { -0.1, 10.5, double.NaN })
+        {
+            options.ImageEncoderLearningRateScale = bad;
+            var e = Assert.ThrowsExactly<ArgumentOutOfRangeException>(options.Validate);
+            StringAssert.Contains(e.Message, "ImageEncoderLearningRateScale");
+        }
+        options.ImageEncoderLearningRateScale = 0.1;
+        options.Validate();
+        options.ImageFeatures = ImageFeatureInputs.PixelRefinement;
+        var refinementOnly = Assert.ThrowsExactly<ArgumentOutOfRangeException>(options.Validate);
+        StringAssert.Contains(refinementOnly.Message, "stride-16");
+    }
+
+    [TestMethod]
+    public void TrainingWithAnEncoderScaleChangesOnlyTheStride16StageOfTheSavedResNet()
+    {
+        var options = ModelTestData.TinyOptions();
+        options.ImageFeatures = ImageFeatureInputs.EncoderTokens;
+        options.Epochs = 1;
+        options.ImageEncoderLearningRateScale = 1;
+        var train = ModelTestData.Scenes(4, 32, 32, 5);
+        using var engine = LabelCompletionEngine.Train(train, null, options, 1, CPU, null, CancellationToken.None);
+        using var reference = ResNet18Backbone.Load(stages: 3);
+        var expected = reference.state_dict();
+        var actual = engine.Network.state_dict().Where(kv => kv.Key.Contains("_backbone.", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key[(kv.Key.IndexOf("_backbone.", StringComparison.Ordinal) + "_backbone.".Length)..], kv => kv.Value);
+        int changed = 0;
+        foreach (var (name, tensor) in expected)
+        {
+            bool lastStage = name.StartsWith("_blocks.4.", StringComparison.Ordinal) || name.StartsWith("_blocks.5.", StringComparison.Ordinal);
+            bool same = actual[name].allclose(tensor, 0, 0);
+            if (!lastStage) Assert.IsTrue(same, $"{name} stays as read");
+            else if (!same) changed++;
+        }
+        Assert.IsTrue(changed >= 6, $"{changed} tensors of the stride-16 stage changed");
+        Assert.IsTrue(engine.Network.ImageEncoderParameters().All(p => !p.requires_grad), "frozen after training");
+    }
+
+    [TestMethod]
     public void TheSavedWeightsHoldTheResNet()
     {
         var config = LmaeConfig.FromOptions(ModelTestData.TinyOptions()) with { ImageFeatures = ImageFeatureInputs.EncoderTokens };

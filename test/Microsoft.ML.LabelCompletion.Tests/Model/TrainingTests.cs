@@ -85,6 +85,28 @@ public sealed class TrainingTests
     }
 
     [TestMethod]
+    public void AdamScalesEachParametersStepByItsFactor()
+    {
+        // Adam's first step moves every coordinate by the learning rate (times the sign of its gradient), here times the scale.
+        using var a = zeros(5).requires_grad_(true);
+        using var b = zeros(5).requires_grad_(true);
+        using var optimizer = new AdamOptimizer([(a, 1.0), (b, 0.1)], 1e-2);
+        using (var loss = a.sum().add(b.sum())) loss.backward();
+        optimizer.Step();
+        using (var expectedA = full(5, -1e-2f)) Assert.IsTrue(a.detach().allclose(expectedA, 0, 1e-6), a.ToString(TorchSharp.TensorStringStyle.Julia));
+        using (var expectedB = full(5, -1e-3f)) Assert.IsTrue(b.detach().allclose(expectedB, 0, 1e-7), b.ToString(TorchSharp.TensorStringStyle.Julia));
+        optimizer.LearningRate = 2e-2;
+        optimizer.ZeroGrad();
+        using (var loss = a.sum().add(b.sum())) loss.backward();
+        using var beforeA = a.detach().clone();
+        using var beforeB = b.detach().clone();
+        optimizer.Step();
+        using var guard = no_grad();
+        Assert.AreEqual(10.0, (double)a.sub(beforeA).abs().max().item<float>() / b.sub(beforeB).abs().max().item<float>(), 1e-3,
+            "the scheduler's rate reaches both at their ratio");
+    }
+
+    [TestMethod]
     public void SavedWeightsReloadToIdenticalCompletions()
     {
         var options = ModelTestData.TinyOptions();
