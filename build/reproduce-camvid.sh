@@ -5,7 +5,7 @@
 # defaults), and writes the tables with the machine they came from.
 #
 #   build/reproduce-camvid.sh DATA_DIR [OUT_DIR] [--minutes M] [--epochs N] [--threads N] [--bench-threads N]
-#                             [--limit N] [--repeats N] [--from STAGE]
+#                             [--limit N] [--repeats N] [--precision P] [--from STAGE]
 #
 #   DATA_DIR         CamVid in the SegNet tutorial layout: train/ trainannot/ val/ valannot/ test/ testannot/
 #   OUT_DIR          where everything goes (default artifacts/reproduce-camvid); existing results are overwritten
@@ -16,6 +16,7 @@
 #   --limit N        evaluate only the first N images of each split: a smoke test, NOT the protocol's numbers
 #                    (results.md says so)
 #   --repeats N      timed repeats of the benchmarks (default 10)
+#   --precision P    training precision: fp32 (default) or bf16 (saved with the model; evaluation uses it too)
 #   --from STAGE     start at train (default), evaluate, bench or tables, reusing what OUT_DIR holds from the earlier
 #                    stages (machine.json keeps the first stage's machine and commit, and lists each later start)
 #
@@ -36,7 +37,7 @@ case "$1" in -h|--help) usage ;; esac
 data=$1; shift
 out=artifacts/reproduce-camvid
 if [ $# -ge 1 ] && [ "${1#--}" = "$1" ]; then out=$1; shift; fi
-minutes=60; epochs=200; threads=$(nproc); bench_threads=2; limit=""; repeats=10; from=train
+minutes=60; epochs=200; threads=$(nproc); bench_threads=2; limit=""; repeats=10; precision=fp32; from=train
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=$2; shift 2 ;;
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
     --bench-threads) bench_threads=$2; shift 2 ;;
     --limit) limit=$2; shift 2 ;;
     --repeats) repeats=$2; shift 2 ;;
+    --precision) precision=$2; shift 2 ;;
     --from) from=$2; shift 2 ;;
     -h|--help) usage ;;
     *) echo "reproduce-camvid.sh: unknown option '$1'" >&2; usage ;;
@@ -68,9 +70,9 @@ lmae=("$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae")
 [ -x "${lmae[0]}" ] || lmae=(dotnet "$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae.dll")
 
 echo "== machine"
-python3 - "$out/machine.json" "$repo" "$data" "$minutes" "$epochs" "$threads" "$bench_threads" "${limit:-}" "$repeats" "$from" <<'EOF'
+python3 - "$out/machine.json" "$repo" "$data" "$minutes" "$epochs" "$threads" "$bench_threads" "${limit:-}" "$repeats" "$from" "$precision" <<'EOF'
 import json, os, platform, subprocess, sys, datetime
-path, repo, data, minutes, epochs, threads, bench_threads, limit, repeats, start = sys.argv[1:]
+path, repo, data, minutes, epochs, threads, bench_threads, limit, repeats, start, precision = sys.argv[1:]
 def run(*args):
     try: return subprocess.run(args, cwd=repo, capture_output=True, text=True).stdout.strip()
     except OSError: return ""
@@ -97,7 +99,7 @@ info = {
     "dotnet_sdk": run("dotnet", "--version"),
     "data": data,
     "options": {"minutes": float(minutes), "epochs": int(epochs), "threads": int(threads), "bench_threads": int(bench_threads),
-                "limit": int(limit) if limit else None, "repeats": int(repeats)},
+                "limit": int(limit) if limit else None, "repeats": int(repeats), "precision": precision},
 }
 if start != "train" and os.path.exists(path):
     first = json.load(open(path))
@@ -112,7 +114,7 @@ EOF
 if [ $stage -le 0 ]; then
 echo "== training (budget $minutes min)"
 train_cmd=(train --data "$data" --format camvid --val "$data" --out "$out/camvid-small.zip" --config Small
-           --epochs "$epochs" --minutes "$minutes" --threads "$threads" --seed 1)
+           --epochs "$epochs" --minutes "$minutes" --threads "$threads" --seed 1 --precision "$precision")
 printf '%s\n' "lmae ${train_cmd[*]}" > "$out/commands.txt"
 rm -f "$out/camvid-small.zip"
 "${lmae[@]}" "${train_cmd[@]}" 2>&1 | tee "$out/train.log"
