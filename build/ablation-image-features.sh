@@ -23,7 +23,8 @@
 #                    finetune    the default plus --image-encoder-lr 0.1 (the stride-16 stage trains at 0.1x the rate)
 #   --limit N      evaluate only the first N val images: a smoke test, NOT the protocol's numbers
 #
-# Writes OUT_DIR/ARM/ (model, train.log, eval-val/), OUT_DIR/commands.txt, OUT_DIR/machine.txt and OUT_DIR/results.md.
+# Writes OUT_DIR/ARM/ (model, train.log, eval-val/), OUT_DIR/commands.txt, OUT_DIR/machine.txt (one entry per start of
+# the script: its arms, date, commit, CPU, load) and OUT_DIR/results.md (every arm of this start's --arms).
 # Needs the .NET 10 SDK and python3 (standard library only).
 set -euo pipefail
 
@@ -77,14 +78,14 @@ lmae=("$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae")
 [ -x "${lmae[0]}" ] || lmae=(dotnet "$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae.dll")
 
 {
+  echo "arms $arms:"
   echo "date (UTC): $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "commit: $(git -C "$repo" rev-parse HEAD)$([ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ] && echo ' (uncommitted changes)')"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) logical cores"
   echo "avx512_bf16: $(grep -qw avx512_bf16 /proc/cpuinfo && echo yes || echo no)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "budget: $minutes min per arm, $threads thread(s) each, $jobs side by side, precision $precision, seed 1"
-} > "$out/machine.txt"
-cat "$out/machine.txt"
+} | tee -a "$out/machine.txt"
 
 run_arm() {
   local arm=$1 dir="$out/$1"
@@ -114,7 +115,7 @@ for arm in "${arm_list[@]}"; do
   if [ "$running" -ge "$jobs" ]; then wait -n; running=$((running - 1)); fi
 done
 wait
-cat "$out"/*/commands.txt > "$out/commands.txt"
+for arm in "${arm_list[@]}"; do cat "$out/$arm/commands.txt"; done > "$out/commands.txt"
 
 echo "== table"
 python3 - "$out" "$repo" "${arm_list[@]}" <<'EOF'

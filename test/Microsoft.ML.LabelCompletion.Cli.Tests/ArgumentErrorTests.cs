@@ -42,6 +42,18 @@ public sealed class ArgumentErrorTests
     }
 
     [TestMethod]
+    public void ImageEncoderFineTuningWithoutPatchFeatures_IsOneLine()
+    {
+        using var data = new SyntheticPairs(3, ("train", 2, false));
+        AssertOneLineError(CliRunner.Run("train", "--data", data.Root, "--format", "pairs", "--out", Path.Combine(data.Root, "m.zip"),
+                "--image-features", "refinement", "--image-encoder-lr", "0.1"),
+            LmaeCli.Failure, "ImageEncoderLearningRateScale");
+        AssertOneLineError(CliRunner.Run("train", "--data", data.Root, "--format", "pairs", "--out", Path.Combine(data.Root, "m.zip"),
+                "--image-encoder-lr", "-1"),
+            LmaeCli.Failure, "must be in [0, 10]");
+    }
+
+    [TestMethod]
     public void ImageFeaturePlacementsCombine()
     {
         Assert.AreEqual(ImageFeatureInputs.EncoderTokens | ImageFeatureInputs.PixelRefinement, Commands.TrainCommand.ParseImageFeatures("encoder, refinement"));
