@@ -23,11 +23,13 @@ internal sealed record ImageFeatureMaps(Tensor? Patches, Tensor? Stride8, int Ro
 
 /// <summary>
 /// The pretrained image branch (<see cref="ImageFeatureInputs"/>; a step beyond the paper, which learns the image from the
-/// labelled data alone): the frozen ImageNet ResNet18 (<see cref="ResNet18Backbone"/>) over the normalised RGB of a crop or
-/// window, its stride-8 and stride-16 outputs rearranged to one vector per patch and layer-normalised (read by the encoder
-/// tokens and the Image Patch Supplement through their own projections), and its stride-8 output projected to
+/// labelled data alone): the ImageNet ResNet18 (<see cref="ResNet18Backbone"/>) over the normalised RGB of a training crop
+/// (<see cref="Compute"/>) or of a whole image at completion (<see cref="WholeImage"/>, its windows cut from it), its
+/// stride-8 and stride-16 outputs rearranged to one vector per patch and layer-normalised (read by the encoder tokens and
+/// the Image Patch Supplement through their own projections), and its stride-8 output projected to
 /// <see cref="LmaeConfig.RefinementFeatureChannels"/> channels and upsampled bilinearly to full resolution (read by the
-/// pixel refinement). The ResNet18 runs without gradients; the normalisation and the projections train.
+/// pixel refinement). The ResNet18 runs without gradients (frozen), except its stride-16 stage while
+/// <see cref="FineTuneLastStage"/>; the normalisation and the projections train.
 /// </summary>
 internal sealed class ImageFeatureBranch : nn.Module
 {

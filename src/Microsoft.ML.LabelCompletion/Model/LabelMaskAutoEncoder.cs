@@ -48,8 +48,9 @@ internal sealed record LmaeInputs(Tensor Labels, Tensor Rgb, Tensor? Prior, Tens
 /// <item><description>inputs: the label with the masked patches hidden, the image, the label prior (<see cref="WindowBatch"/>
 /// builds them for training crops, validation crops and completion windows alike) and the visible/insertion indices of the
 /// Mask Selector's choice (<see cref="VisibleTokens"/>);</description></item>
-/// <item><description><see cref="ImageFeaturesOf"/>: with <see cref="LmaeConfig.ImageFeatures"/>, the frozen ImageNet
-/// ResNet18's features of the image (<see cref="ImageFeatureBranch"/>);</description></item>
+/// <item><description><see cref="ImageFeaturesOf"/>: with <see cref="LmaeConfig.ImageFeatures"/>, the ImageNet ResNet18's
+/// features of the image (<see cref="ImageFeatureBranch"/>; completion computes them once per whole image,
+/// <see cref="ImageFeatureMapsOf"/>);</description></item>
 /// <item><description><see cref="ForwardEncoder"/>: Stack Fusion of the visible patches, patch embedding and positions
 /// (plus their image features), the <see cref="LmaeEncoder"/>;</description></item>
 /// <item><description><see cref="ForwardDecoder"/>: the <see cref="ImagePatchSupplement"/> (plus image features) at masked positions, the
