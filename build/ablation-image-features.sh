@@ -66,16 +66,9 @@ flags_of() {
 IFS=, read -ra arm_list <<< "$arms"
 for arm in "${arm_list[@]}"; do flags_of "$arm" > /dev/null; done
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-data=$(cd "$data" && pwd)
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-
-echo "== building lmae"
-dotnet build "$repo/src/Microsoft.ML.LabelCompletion.Cli" -c Release -nologo -v quiet
-lmae=("$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae")
-[ -x "${lmae[0]}" ] || lmae=(dotnet "$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae.dll")
+# shellcheck source=build/lmae-run.sh
+source "$(dirname "$0")/lmae-run.sh"
+prepare_run "$data" "$out"
 
 {
   echo "arms $arms:"

@@ -58,16 +58,9 @@ for d in train trainannot val valannot test testannot; do
   [ -d "$data/$d" ] || { echo "reproduce-camvid.sh: $data has no $d/ folder; expected the SegNet tutorial's CamVid layout (README.md, Data sets)." >&2; exit 1; }
 done
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-data=$(cd "$data" && pwd)
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-
-echo "== building lmae"
-dotnet build "$repo/src/Microsoft.ML.LabelCompletion.Cli" -c Release -nologo -v quiet
-lmae=("$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae")
-[ -x "${lmae[0]}" ] || lmae=(dotnet "$repo/src/Microsoft.ML.LabelCompletion.Cli/bin/Release/net10.0/lmae.dll")
+# shellcheck source=build/lmae-run.sh
+source "$(dirname "$0")/lmae-run.sh"
+prepare_run "$data" "$out"
 
 echo "== machine"
 python3 - "$out/machine.json" "$repo" "$data" "$minutes" "$epochs" "$threads" "$bench_threads" "${limit:-}" "$repeats" "$from" "$precision" <<'EOF'

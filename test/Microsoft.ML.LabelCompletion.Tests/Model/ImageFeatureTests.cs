@@ -69,24 +69,11 @@ public sealed class ImageFeatureTests
     [TestMethod]
     public void CompletionRunsTheResNetOncePerImageAndCutsEachWindowsFeatures()
     {
-        var options = ModelTestData.TinyOptions();
-        options.PixelRefinementChannels = 8;
-        options.ImageFeatures = ImageFeatureInputs.All;
-        var config = LmaeConfig.FromOptions(options);
-        using var engine = LabelCompletionEngine.Create(config, 2, CPU);
+        var (engine, masked, mask) = ModelTests.TwoWindowCompletion(ImageFeatureInputs.All);
+        using var _ = engine;
         var model = engine.Network;
-        using (no_grad())
-        {
-            // The refinement's output layer starts at zero (no correction): give it weights so its feature channels show.
-            manual_seed(2);
-            foreach (var (name, parameter) in model.named_parameters())
-                if (name.Contains("_refinement._output", StringComparison.Ordinal)) nn.init.normal_(parameter, 0, 2.0);
-        }
-        // 48x32 with 32-pixel windows at overlap 0.5: windows at x = 0 and 16.
-        var example = ModelTestData.Scenes(1, 48, 32, 21)[0];
+        var config = engine.Config;
         var (rows, columns) = MaskSelector.Grid(48, 32, 8);
-        var mask = MaskSelector.RandomForEvaluation(rows * columns, 0.5, 0, 3);
-        var masked = example with { Label = MaskSelector.Apply(example.Label, mask, 8, 255) };
         var result = engine.Complete([masked], [mask])[0];
 
         // By hand: the features of the whole image, each window's patch features cut from them, decoder logits averaged,
@@ -196,8 +183,7 @@ public sealed class ImageFeatureTests
         using var engine = LabelCompletionEngine.Train(train, null, options, 1, CPU, null, CancellationToken.None);
         using var reference = ResNet18Backbone.Load(stages: 3);
         var expected = reference.state_dict();
-        var actual = engine.Network.state_dict().Where(kv => kv.Key.Contains("_backbone.", StringComparison.Ordinal))
-            .ToDictionary(kv => kv.Key[(kv.Key.IndexOf("_backbone.", StringComparison.Ordinal) + "_backbone.".Length)..], kv => kv.Value);
+        var actual = BackboneWeights(engine);
         int changed = 0;
         foreach (var (name, tensor) in expected)
         {
@@ -222,12 +208,16 @@ public sealed class ImageFeatureTests
         using var loaded = LabelCompletionEngine.Load(config, reader, CPU);
         using var reference = ResNet18Backbone.Load(stages: 3);
         var expected = reference.state_dict();
-        var actual = loaded.Network.state_dict().Where(kv => kv.Key.Contains("_backbone.", StringComparison.Ordinal))
-            .ToDictionary(kv => kv.Key[(kv.Key.IndexOf("_backbone.", StringComparison.Ordinal) + "_backbone.".Length)..], kv => kv.Value);
+        var actual = BackboneWeights(loaded);
         Assert.AreEqual(expected.Count, actual.Count);
         foreach (var (name, tensor) in expected)
             Assert.IsTrue(actual[name].allclose(tensor, 0, 0), $"{name} is saved with the model");
     }
+
+    /// <summary>The ResNet18's tensors in <paramref name="engine"/>'s network, by their names inside the ResNet18.</summary>
+    private static Dictionary<string, Tensor> BackboneWeights(LabelCompletionEngine engine)
+        => engine.Network.state_dict().Where(kv => kv.Key.Contains("_backbone.", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key[(kv.Key.IndexOf("_backbone.", StringComparison.Ordinal) + "_backbone.".Length)..], kv => kv.Value);
 
     [TestMethod]
     public void ImageFeaturesNeedAPowerOfTwoPatch()

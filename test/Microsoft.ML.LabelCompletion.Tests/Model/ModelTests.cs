@@ -71,23 +71,10 @@ public sealed class ModelTests
     [TestMethod]
     public void CompletionRefinesTheWholeImageOnceOverTheMeanDecoderLogits()
     {
-        var options = ModelTestData.TinyOptions();
-        options.PixelRefinementChannels = 8;
-        var config = LmaeConfig.FromOptions(options);
-        using var engine = LabelCompletionEngine.Create(config, 2, CPU);
+        var (engine, masked, mask) = TwoWindowCompletion(ImageFeatureInputs.None);
+        using var _ = engine;
         var model = engine.Network;
-        using (no_grad())
-        {
-            // The refinement's output layer starts at zero; with weights it changes the answer, so skipping it would show.
-            manual_seed(2);
-            foreach (var (name, parameter) in model.named_parameters())
-                if (name.Contains("_refinement._output", StringComparison.Ordinal)) nn.init.normal_(parameter, 0, 2.0);
-        }
-        // 48x32 with 32-pixel windows at overlap 0.5: windows at x = 0, 16 cover columns 16..31 twice.
-        var example = ModelTestData.Scenes(1, 48, 32, 21)[0];
-        var (rows, columns) = MaskSelector.Grid(48, 32, 8);
-        var mask = MaskSelector.RandomForEvaluation(rows * columns, 0.5, 0, 3);
-        var masked = example with { Label = MaskSelector.Apply(example.Label, mask, 8, 255) };
+        var config = engine.Config;
         var result = engine.Complete([masked], [mask])[0];
 
         // By hand: decoder logits of the two windows, averaged where they overlap, refinement over the whole image, softmax.
@@ -213,6 +200,29 @@ public sealed class ModelTests
     }
 
     /// <summary>The <paramref name="width"/> x <paramref name="height"/> window at (<paramref name="x0"/>, <paramref name="y0"/>) of <paramref name="whole"/>, copied array by array.</summary>
+    /// <summary>
+    /// A Tiny network with an 8-channel refinement whose output layer has weights (it starts at zero, and a skipped
+    /// refinement must show), <paramref name="features"/>, and a 48x32 scene with half its 8-pixel patches hidden: with
+    /// 32-pixel windows at overlap 0.5 completion runs two windows, at x = 0 and 16, which cover columns 16..31 twice.
+    /// </summary>
+    internal static (LabelCompletionEngine Engine, SegmentationExample Masked, bool[] Mask) TwoWindowCompletion(ImageFeatureInputs features)
+    {
+        var options = ModelTestData.TinyOptions();
+        options.PixelRefinementChannels = 8;
+        options.ImageFeatures = features;
+        var engine = LabelCompletionEngine.Create(LmaeConfig.FromOptions(options), 2, CPU);
+        using (no_grad())
+        {
+            manual_seed(2);
+            foreach (var (name, parameter) in engine.Network.named_parameters())
+                if (name.Contains("_refinement._output", StringComparison.Ordinal)) nn.init.normal_(parameter, 0, 2.0);
+        }
+        var example = ModelTestData.Scenes(1, 48, 32, 21)[0];
+        var (rows, columns) = MaskSelector.Grid(48, 32, 8);
+        var mask = MaskSelector.RandomForEvaluation(rows * columns, 0.5, 0, 3);
+        return (engine, example with { Label = MaskSelector.Apply(example.Label, mask, 8, 255) }, mask);
+    }
+
     internal static WindowSample CopyWindow(WindowSample whole, int x0, int y0, int width, int height, int p)
     {
         byte[] Cut(byte[] source, int planes, int channels)
