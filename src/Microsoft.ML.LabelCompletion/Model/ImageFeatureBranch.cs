@@ -12,11 +12,12 @@ namespace Microsoft.ML.LabelCompletion.Model;
 internal sealed record ImageFeatures(Tensor? Patches, Tensor? Pixels);
 
 /// <summary>
-/// The image features of one whole (padded) image, computed once by completion and read by every window and by the
-/// whole-image refinement (<see cref="ImageFeatureBranch.WholeImage"/>).
+/// The image features of one ResNet18 pass, before the refinement's projection: of one whole (padded) image, computed once
+/// by completion and read by every window and by the whole-image refinement (<see cref="ImageFeatureBranch.WholeImage"/>),
+/// or of a batch of training crops.
 /// </summary>
-/// <param name="Patches">float <c>[1, L, Df]</c>: one normalised vector per patch of the image's grid, or null.</param>
-/// <param name="Stride8">float <c>[1, 128, ⌈H/16⌉·2, ⌈W/16⌉·2]</c>: the ResNet18's stride-8 output for the refinement's channels, or null.</param>
+/// <param name="Patches">float <c>[B, L, Df]</c>: one normalised vector per patch of the image's grid, or null.</param>
+/// <param name="Stride8">float <c>[B, 128, ⌈H/16⌉·2, ⌈W/16⌉·2]</c>: the ResNet18's stride-8 output for the refinement's channels, or null.</param>
 /// <param name="Rows">Patch rows of the image.</param>
 /// <param name="Columns">Patch columns of the image.</param>
 internal sealed record ImageFeatureMaps(Tensor? Patches, Tensor? Stride8, int Rows, int Columns);
@@ -66,16 +67,11 @@ internal sealed class ImageFeatureBranch : nn.Module
     public ImageFeatures Compute(Tensor rgb, bool patches, bool pixels)
     {
         using var scope = NewDisposeScope();
-        patches &= _config.PatchFeatures;
-        pixels &= _config.RefinementFeatures;
-        if (!patches && !pixels) return new ImageFeatures(null, null);
-        long h = rgb.shape[2], w = rgb.shape[3];
-        var stages = Stages(rgb, patches);
-        var patchFeatures = patches ? PatchesOf(stages, h, w) : null;
-        var pixelFeatures = pixels ? PixelsOf(stages[1], h, w) : null;
-        patchFeatures?.MoveToOuterDisposeScope();
-        pixelFeatures?.MoveToOuterDisposeScope();
-        return new ImageFeatures(patchFeatures, pixelFeatures);
+        var maps = Maps(rgb, patches, pixels);
+        var features = new ImageFeatures(maps.Patches, Pixels(maps, rgb.shape[2], rgb.shape[3]));
+        features.Patches?.MoveToOuterDisposeScope();
+        features.Pixels?.MoveToOuterDisposeScope();
+        return features;
     }
 
     /// <summary>
@@ -85,12 +81,19 @@ internal sealed class ImageFeatureBranch : nn.Module
     /// (<see cref="WindowPatches"/>) instead of running the ResNet18 again on every overlapping window; near a window's
     /// border the features then see the image beyond it, where a training crop's see zero padding.
     /// </summary>
-    public ImageFeatureMaps WholeImage(Tensor rgb, bool pixels)
+    public ImageFeatureMaps WholeImage(Tensor rgb, bool pixels) => Maps(rgb, patches: true, pixels);
+
+    /// <summary>
+    /// One ResNet18 pass over <paramref name="rgb"/> <c>[B, 3, H, W]</c>: the patch features when <paramref name="patches"/>
+    /// and the encoder or the supplement reads them, the stride-8 output when <paramref name="pixels"/> and the refinement
+    /// reads it (stages up to stride 16 only when the patch features need them).
+    /// </summary>
+    private ImageFeatureMaps Maps(Tensor rgb, bool patches, bool pixels)
     {
         using var scope = NewDisposeScope();
         long h = rgb.shape[2], w = rgb.shape[3];
         int rows = (int)(h / _config.PatchSize), columns = (int)(w / _config.PatchSize);
-        bool patches = _config.PatchFeatures;
+        patches &= _config.PatchFeatures;
         pixels &= _config.RefinementFeatures;
         if (!patches && !pixels) return new ImageFeatureMaps(null, null, rows, columns);
         var stages = Stages(rgb, patches);
@@ -114,7 +117,7 @@ internal sealed class ImageFeatureBranch : nn.Module
             .reshape(1, (long)(height / p) * (width / p), -1);
     }
 
-    /// <summary>The refinement's feature channels <c>[1, 16, H, W]</c> from the maps' stride-8 output, or null when they hold none.</summary>
+    /// <summary>The refinement's feature channels <c>[B, 16, H, W]</c> from the maps' stride-8 output, or null when they hold none.</summary>
     public Tensor? Pixels(ImageFeatureMaps maps, long height, long width)
         => maps.Stride8 is { } stride8 ? PixelsOf(stride8, height, width) : null;
 
