@@ -199,7 +199,6 @@ public sealed class ModelTests
         StringAssert.Contains(outside.Message, "test: the 32x24 window at (24, 0) does not lie inside the 48x40 image");
     }
 
-    /// <summary>The <paramref name="width"/> x <paramref name="height"/> window at (<paramref name="x0"/>, <paramref name="y0"/>) of <paramref name="whole"/>, copied array by array.</summary>
     /// <summary>
     /// A Tiny network with an 8-channel refinement whose output layer has weights (it starts at zero, and a skipped
     /// refinement must show), <paramref name="features"/>, and a 48x32 scene with half its 8-pixel patches hidden: with
@@ -223,6 +222,7 @@ public sealed class ModelTests
         return (engine, example with { Label = MaskSelector.Apply(example.Label, mask, 8, 255) }, mask);
     }
 
+    /// <summary>The <paramref name="width"/> x <paramref name="height"/> window at (<paramref name="x0"/>, <paramref name="y0"/>) of <paramref name="whole"/>, copied array by array.</summary>
     internal static WindowSample CopyWindow(WindowSample whole, int x0, int y0, int width, int height, int p)
     {
         byte[] Cut(byte[] source, int planes, int channels)
